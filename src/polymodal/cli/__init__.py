@@ -1,0 +1,67 @@
+"""The ``polymodal`` command: argument parsing, error translation and exit codes.
+
+Exit codes: 0 success, 1 other polymodal error, 2 usage or configuration error, 3 model not loadable,
+4 bad input (file, text, labels), 130 interrupted. Each command group lives in its own module with a
+``register(subparsers)`` function; the library never prints, so everything shown comes from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from polymodal import __version__
+from polymodal.errors import PolymodalError
+
+#: command-group modules under polymodal.cli, in the order their commands appear in --help
+COMMAND_MODULES = ("models_cmd", "encode_cmd")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"polymodal: {record.getMessage()}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polymodal",
+        description="Multimodal models on your own machine: embed, match, classify and search images and text.",
+        epilog="exit codes: 0 ok, 1 error, 2 usage/config, 3 model not loadable, 4 bad input, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"polymodal {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show informational messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        import_module(f"polymodal.cli.{name}").register(sub)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log = logging.getLogger("polymodal")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except PolymodalError as exc:
+        print(f"polymodal: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("polymodal: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,53 @@
+"""Options and output helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from polymodal.models.base import Encoder
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-m", "--model", help="model spec (lite, hf:ID_OR_DIR, open_clip:ARCH/TAG, or a directory); "
+        "default: $POLYMODAL_MODEL, the config file, else CLIP ViT-B/32 with an offline fallback to lite"
+    )
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--batch-size", type=int, help="images or texts per forward pass")
+
+
+def load_encoder(args: argparse.Namespace) -> Encoder:
+    from polymodal.models import load_model
+
+    return load_model(args.model, device=args.device, batch_size=args.batch_size)
+
+
+def progress_bar(desc: str, unit: str = "item") -> Callable[[int, int], None]:
+    """A progress callback drawing a tqdm bar on stderr, shown only on a terminal."""
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return update
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

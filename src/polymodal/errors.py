@@ -1,0 +1,74 @@
+"""The one error tree of polymodal.
+
+Library code raises these and never prints or exits; the CLI and the server translate them into exit codes
+and JSON. Every message names the input, the reason, and where possible what would work instead.
+"""
+
+from __future__ import annotations
+
+
+class PolymodalError(Exception):
+    """Base of every error polymodal raises on purpose."""
+
+    #: exit status the CLI uses for this kind of error
+    exit_code = 1
+
+
+class ModelSpecError(PolymodalError, ValueError):
+    """A model spec names nothing that can be loaded."""
+
+    exit_code = 3
+
+
+class ModelLoadError(PolymodalError):
+    """A model was found but could not be loaded (missing files, bad weights, wrong format)."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(PolymodalError, ImportError):
+    """An optional package needed for a feature is not installed."""
+
+    exit_code = 3
+
+    def __init__(self, package: str, feature: str, extra: str | None = None) -> None:
+        hint = f"pip install 'polymodal[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{feature} needs the package {package!r}, which is not installed; install it with: {hint}")
+        self.package = package
+
+
+class InputError(PolymodalError, ValueError):
+    """A user-supplied input (file, text, label list, option) is not usable."""
+
+    exit_code = 4
+
+
+class ImageDecodeError(InputError):
+    """An image could not be read or decoded."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"cannot read image {source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class TextTooLongError(InputError, RuntimeError):
+    """A text is longer than the model's context and truncation was not asked for.
+
+    Also a RuntimeError, because OpenAI's ``clip.tokenize`` raises RuntimeError here and code written for it
+    catches that.
+    """
+
+    def __init__(self, text: str, context_length: int, tokens: int) -> None:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        super().__init__(
+            f"text {shown!r} is {tokens} tokens, longer than the model's context of {context_length}; "
+            "shorten it or pass truncate=True (--truncate on the command line)"
+        )
+        self.text = text
+
+
+class ConfigError(PolymodalError):
+    """The configuration file or an environment setting is invalid."""
+
+    exit_code = 2

