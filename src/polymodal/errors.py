@@ -72,3 +72,32 @@ class ConfigError(PolymodalError):
     """The configuration file or an environment setting is invalid."""
 
     exit_code = 2
+
+
+class CheckpointError(InputError):
+    """A checkpoint directory is missing, damaged, or was made with another model or other modalities."""
+
+    exit_code = 4
+
+
+class UnsupportedModalityError(InputError):
+    """Data names a modality (audio, video, ...) that no loaded encoder can embed."""
+
+    exit_code = 4
+
+
+class TrainingError(PolymodalError):
+    """Training could not go on (no usable rows, a loss that became NaN, ...)."""
+
+    exit_code = 1
+
+
+class TrainingInterrupted(PolymodalError):
+    """Training was stopped (Ctrl-C) after writing a checkpoint it can resume from."""
+
+    exit_code = 130
+
+    def __init__(self, checkpoint: str, step: int) -> None:
+        super().__init__(f"interrupted at step {step}; a resumable checkpoint is in {checkpoint} (pass --resume)")
+        self.checkpoint = checkpoint
+        self.step = step
