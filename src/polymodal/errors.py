@@ -74,6 +74,30 @@ class ConfigError(PolymodalError):
     exit_code = 2
 
 
+class LibraryError(PolymodalError):
+    """A library cannot be opened, written or queried as asked."""
+
+    exit_code = 1
+
+
+class NotALibraryError(LibraryError, InputError):
+    """A directory given as a library exists but holds something else."""
+
+    exit_code = 4
+
+
+class LibraryLockedError(LibraryError):
+    """Another process is writing to the library; a second writer would interleave with it."""
+
+    exit_code = 1
+
+
+class ModelMismatchError(LibraryError):
+    """The library was built with another model (or dimension, or schema) than the one asked for."""
+
+    exit_code = 2
+
+
 class CheckpointError(InputError):
     """A checkpoint directory is missing, damaged, or was made with another model or other modalities."""
 

@@ -1,0 +1,379 @@
+"""``Library``: the collection as one object. The CLI and the server are thin layers over it.
+
+>>> lib = Library.open("photos.polymodal", model="lite")          # doctest: +SKIP
+>>> lib.add(["~/Pictures"])                                        # doctest: +SKIP
+>>> [h.path for h in lib.search(text="a cat", k=3)]                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from polymodal.errors import InputError, ModelMismatchError, NotALibraryError
+from polymodal.library import duplicates as dup
+from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_alive
+from polymodal.library.query import build_terms, query_vector
+from polymodal.library.scan import check_roots, display_path, image_extensions
+from polymodal.library.schema import META_FILE, LibraryMeta, read_meta, write_meta
+from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_search
+from polymodal.library.store import ANN_THRESHOLD, Store, write_lock
+from polymodal.library.types import DuplicateGroup, Failure, Hit, IndexReport, JobInfo, Status
+from polymodal.models.base import Encoder
+
+
+def default_library_path() -> Path:
+    """``POLYMODAL_LIBRARY``, else ``library`` in the config file, else ``<user data dir>/polymodal/library``."""
+    from polymodal.config import load_settings
+    from polymodal.paths import data_dir
+
+    configured = load_settings().library
+    return Path(configured).expanduser() if configured else data_dir() / "library"
+
+
+def _mismatch(root: Path, meta: LibraryMeta, asked: str, asked_dim: int | None = None) -> ModelMismatchError:
+    dim = f", dim {asked_dim}" if asked_dim else ""
+    return ModelMismatchError(
+        f"library {root} was built with model {meta.model!r} (dim {meta.dim}), not {asked!r}{dim}; "
+        f"its embeddings cannot be mixed. Rebuild them with `polymodal reindex --model {asked}`, "
+        f"or leave --model out to use {meta.model!r}"
+    )
+
+
+def _path_key(path: str | os.PathLike[str]) -> str:
+    return display_path(os.fsencode(os.path.abspath(os.path.expanduser(os.fspath(path)))))
+
+
+class Library:
+    """A collection of media with their embeddings, metadata and thumbnails, in a directory on disk."""
+
+    def __init__(self, root: Path, meta: LibraryMeta, model: str | Encoder | None = None,
+                 device: str | None = None, batch_size: int | None = None) -> None:
+        self.root = root
+        self.meta = meta
+        self.store = Store(root, meta)
+        self._model = model
+        self._device = device
+        self._batch_size = batch_size
+        self._encoder: Encoder | None = model if isinstance(model, Encoder) else None
+        #: item count from which an ANN index is built (see benchmarks/RESULTS.md for how it was chosen)
+        self.ann_threshold = ANN_THRESHOLD
+
+    # -- opening ----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True,
+             model: str | Encoder | None = None, device: str | None = None,
+             batch_size: int | None = None) -> Library:
+        """Open the library at ``path`` (default: see ``default_library_path``), creating it if asked.
+
+        ``model`` is only needed for a new library (else the default model is used at the first ``add``);
+        for an existing one it must be the model that built it, or ModelMismatchError names the fix.
+        """
+        root = Path(path).expanduser() if path is not None else default_library_path()
+        if root.exists() and not root.is_dir():
+            raise NotALibraryError(f"{root} is not a polymodal library: it is a file")
+        if (root / META_FILE).exists():
+            meta = read_meta(root)
+        elif root.is_dir() and any(root.iterdir()):
+            raise NotALibraryError(
+                f"{root} is not a polymodal library (no {META_FILE}) and is not empty; "
+                "give --library a new or empty directory"
+            )
+        elif not create:
+            raise NotALibraryError(f"no library at {root}; create one with `polymodal index PATH --library {root}`")
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            meta = LibraryMeta()
+            write_meta(root, meta)
+        if meta.model is not None and model is not None:
+            name = model.name if isinstance(model, Encoder) else model
+            dim = model.dim if isinstance(model, Encoder) else None
+            if name != meta.model or (dim is not None and dim != meta.dim):
+                raise _mismatch(root, meta, name, dim)
+        return cls(root, meta, model, device, batch_size)
+
+    @property
+    def path(self) -> Path:
+        return self.root
+
+    @property
+    def model(self) -> str | None:
+        return self.meta.model
+
+    def encoder(self) -> Encoder:
+        """The library's encoder, loaded on first use."""
+        if self._encoder is None:
+            from polymodal.config import load_settings
+            from polymodal.models import load_model
+
+            spec = self.meta.model or (self._model if isinstance(self._model, str) else None) or load_settings().model
+            self._encoder = load_model(spec, device=self._device, batch_size=self._batch_size)
+        enc = self._encoder
+        if self.meta.model is None:
+            self.meta.model, self.meta.backend, self.meta.dim = enc.name, enc.info.backend, enc.dim
+            write_meta(self.root, self.meta)
+        elif enc.name != self.meta.model or enc.dim != self.meta.dim:
+            raise _mismatch(self.root, self.meta, enc.name, enc.dim)
+        return enc
+
+    # -- indexing ---------------------------------------------------------------------------------------------
+
+    def add(self, paths: Sequence[str | os.PathLike[str]], *, prune: bool = True,
+            progress: ProgressCallback | None = None) -> IndexReport:
+        """Index files and folders (recursively). Only new or changed files are read.
+
+        With ``prune`` (the default), files under the given folders that are gone from disk are removed from
+        the library; files elsewhere in the library are never touched.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        if not paths:
+            raise InputError("nothing to index: give at least one file or folder")
+        roots = check_roots(list(paths))
+        with write_lock(self.root):
+            if self.meta.model is None:
+                self.encoder()  # fixes model and dimension before the first row is written
+            job = self._start_job("index", roots)
+            indexer = Indexer(self.store, self.encoder, batch_size=self._batch_size or 64, progress=progress)
+            try:
+                report = indexer.run(roots, image_extensions(), prune=prune,
+                                     exclude=os.fsencode(os.path.abspath(self.root)))
+                report.index_built = self._maintain(bool(report.added or report.updated or report.removed))
+            except BaseException:
+                self._finish_job(job, "failed", IndexReport())
+                raise
+            self._finish_job(job, "done", report)
+        return report
+
+    def _maintain(self, changed: bool) -> bool:
+        """Compact after a change; build the ANN index once the library passes ``ann_threshold``."""
+        if not changed:
+            return False
+        built = False
+        if self.store.count_items() >= self.ann_threshold and not self.store.has_ann_index():
+            self.store.build_ann_index()
+            built = True
+        self.store.optimize()  # also folds rows added since into an existing index
+        return built
+
+    def _start_job(self, kind: str, roots: list[bytes]) -> dict[str, Any]:
+        import pyarrow as pa
+
+        from polymodal.library.schema import jobs_schema
+
+        job = {"id": new_job_id(), "kind": kind, "roots": [display_path(r) for r in roots], "state": "running",
+               "pid": os.getpid(), "started": datetime.now(UTC), "finished": None}
+        self.store.jobs().add(pa.Table.from_pylist([job], schema=jobs_schema()))
+        return job
+
+    def _finish_job(self, job: dict[str, Any], state: str, report: IndexReport) -> None:
+        import pyarrow as pa
+
+        from polymodal.library.schema import jobs_schema
+
+        counts = {k: getattr(report, k) for k in ("added", "updated", "moved", "duplicates", "removed", "skipped",
+                                                  "failed")}
+        row = {**job, **counts, "state": state, "finished": datetime.now(UTC)}
+        self.store.upsert(self.store.jobs(), "id", pa.Table.from_pylist([row], schema=jobs_schema()))
+
+    def reindex(self, model: str | Encoder | None = None, *, progress: ProgressCallback | None = None) -> IndexReport:
+        """Re-embed every item with ``model`` (default: the library's own) from its files on disk.
+
+        The new embeddings go to a new table; ``library.json`` switches to it in one atomic write at the end,
+        so searches keep working on the old model until then and a killed reindex leaves the library as it was.
+        """
+        from polymodal.library.reembed import reembed
+
+        with write_lock(self.root):
+            if isinstance(model, Encoder):
+                enc = model
+            else:
+                from polymodal.models import load_model
+
+                enc = load_model(model or self.meta.model, device=self._device, batch_size=self._batch_size)
+            job = self._start_job("reindex", [])
+            try:
+                report = reembed(self.store, enc, progress=progress)
+            except BaseException:
+                self._finish_job(job, "failed", IndexReport())
+                raise
+            self._encoder = enc
+            self.meta = self.store.meta
+            report.index_built = self._maintain(True)
+            self._finish_job(job, "done", report)
+        return report
+
+    def remove(self, targets: Sequence[str | os.PathLike[str]]) -> int:
+        """Forget items (by id) or paths (files, or everything under a folder); the files on disk stay.
+
+        Returns how many paths were removed. A later ``add`` of the same folder would index them again.
+        """
+        from polymodal.library.remove import remove_targets
+
+        if isinstance(targets, (str, os.PathLike)):
+            targets = [targets]
+        with write_lock(self.root):
+            removed = remove_targets(self.store, [os.fspath(t) for t in targets], _path_key)
+            self._maintain(removed > 0)
+        return removed
+
+    def tag(self, labels: Sequence[str] | None = None, *, min_probability: float | None = None) -> int:
+        """Tag every item zero-shot with the best of ``labels`` (default: tags.DEFAULT_LABELS); returns items tagged."""
+        from polymodal.library import tags as tagmod
+        from polymodal.zeroshot import clean_labels
+
+        labels = clean_labels(list(labels or tagmod.DEFAULT_LABELS))
+        with write_lock(self.root):
+            ids, vecs = self.store.vectors()
+            if not ids:
+                return 0
+            assigned = tagmod.assign_tags(vecs, labels, self.encoder(),
+                                          min_probability=min_probability or tagmod.MIN_PROBABILITY)
+            by_id = dict(zip(ids, assigned))
+            import pyarrow as pa
+
+            schema = self.store.schema()
+            for start in range(0, len(ids), 1000):
+                rows = self.store.items_by("id", ids[start: start + 1000])
+                tags = pa.array([by_id[i] for i in rows.column("id").to_pylist()], type=pa.list_(pa.string()))
+                rows = rows.set_column(rows.schema.get_field_index("tags"), "tags", tags)
+                self.store.commit_items(rows.select(schema.names).cast(schema))
+            self.store.optimize()
+        return sum(1 for t in assigned if t)
+
+    # -- searching --------------------------------------------------------------------------------------------
+
+    def search(self, text: str | Sequence[str] | None = None, image: Any = None, *,
+               negative: Sequence[Any] = (), k: int = 10, after: str | datetime | None = None,
+               before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
+               tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
+               exact: bool = False) -> list[Hit]:
+        """Items ranked by similarity to the combined query (see ``query``: ``"2:sunset"``, image paths, negatives).
+
+        ``text`` may be one term or several; ``image`` a path, bytes, PIL image, or a list of them.
+        """
+        texts = [text] if isinstance(text, str) else list(text or [])
+        images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
+        terms = build_terms(texts, negative, images)
+        filters = self._filters(after, before, path, kind, tags, min_score)
+        if self.store.items() is None:
+            return []
+        return run_search(self.store, query_vector(terms, self.encoder()), k, filters, sort, exact)
+
+    def similar(self, item: Any, *, k: int = 10, after: str | datetime | None = None,
+                before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
+                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score") -> list[Hit]:
+        """Items most like ``item``: an item id, a path in the library, or any image (path, bytes, PIL)."""
+        if self.store.items() is None:
+            return []
+        exclude: tuple[str, ...] = ()
+        found = self.get(item) if isinstance(item, (str, os.PathLike)) else None
+        if found is not None:
+            _, vecs = self.store.vectors([found.id])
+            vector, exclude = vecs[0], (found.id,)
+        elif isinstance(item, (str, os.PathLike)) and not os.path.isfile(item):
+            raise InputError(f"{os.fspath(item)} is neither an item id, a path in the library, nor an image file")
+        else:
+            vector = self.encoder().encode_images([item])[0]
+        filters = self._filters(after, before, path, kind, tags, min_score, exclude)
+        return run_search(self.store, vector, k, filters, sort)
+
+    def get(self, item: str | os.PathLike[str]) -> Hit | None:
+        """The item with this id, or holding this path; None when the library has neither."""
+        if self.store.items() is None:
+            return None
+        text = os.fspath(item)
+        data = self.store.items_by("id", [text], _hit_columns())
+        if not data.num_rows:
+            files = self.store.scan(self.store.files(), ["item_id"], f"path = {sql_str(_path_key(text))}")
+            ids = [i for i in files.column("item_id").to_pylist() if i] if files.num_rows else []
+            if not ids:
+                return None
+            data = self.store.items_by("id", ids[:1], _hit_columns())
+            if not data.num_rows:
+                return None
+        return hits_from_arrow(data, [1.0] * data.num_rows)[0]
+
+    def thumbnail(self, item_id: str) -> bytes | None:
+        """The stored WebP thumbnail of an item."""
+        data = self.store.items_by("id", [item_id], ["thumbnail"]) if self.store.items() is not None else None
+        return data.column("thumbnail")[0].as_py() if data is not None and data.num_rows else None
+
+    def duplicates(self, threshold: float = dup.DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
+        """Groups of near-identical items, largest first; identical bytes under several paths included."""
+        if not 0 < threshold <= 1:
+            raise InputError(f"threshold must be in (0, 1], got {threshold}")
+        if self.store.items() is None:
+            return []
+        ids, vecs = self.store.vectors()
+        data = self.store.items_by("id", ids, _hit_columns()) if ids else None
+        if data is None:
+            return []
+        hits = {h.id: h for h in hits_from_arrow(data, [1.0] * data.num_rows)}
+        groups: list[DuplicateGroup] = []
+        in_group: set[str] = set()
+        for score, members in dup.group(len(ids), dup.near_duplicate_pairs(vecs, threshold)):
+            member_ids = [ids[i] for i in members]
+            in_group.update(member_ids)
+            first = vecs[members[0]]
+            ordered = sorted(member_ids, key=lambda i: -float(vecs[ids.index(i)] @ first))
+            groups.append(DuplicateGroup(round(score, 6), tuple(hits[i] for i in ordered)))
+        for h in hits.values():
+            if len(h.paths) > 1 and h.id not in in_group:
+                groups.append(DuplicateGroup(1.0, (h,)))
+        groups.sort(key=lambda g: (-sum(len(h.paths) for h in g.items), -g.score))
+        return groups
+
+    # -- reporting --------------------------------------------------------------------------------------------
+
+    def failures(self) -> list[Failure]:
+        data = self.store.scan(self.store.files(), ["path", "error"], "error IS NOT NULL")
+        if not data.num_rows:
+            return []
+        pairs = zip(data.column("path").to_pylist(), data.column("error").to_pylist())
+        return sorted((Failure(p, r) for p, r in pairs), key=lambda f: f.path)
+
+    def status(self) -> Status:
+        files = self.store.files()
+        indexed = int(files.count_rows("item_id IS NOT NULL"))
+        size = 0
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                try:
+                    size += os.lstat(os.path.join(dirpath, name)).st_size
+                except OSError:
+                    pass
+        return Status(
+            path=str(self.root), items=self.store.count_items(), files=indexed, model=self.meta.model,
+            dim=self.meta.dim, schema_version=self.meta.schema_version, size_bytes=size,
+            ann_index=self.store.has_ann_index(), failures=self.failures(), last_job=self._last_job(),
+        )
+
+    def _last_job(self) -> JobInfo | None:
+        data = self.store.scan(self.store.jobs())
+        if not data.num_rows:
+            return None
+        row = max(data.to_pylist(), key=lambda r: r["started"])
+        state = row["state"]
+        if state == "running" and not pid_alive(int(row["pid"] or 0)):
+            state = "interrupted"
+        counts = {k: int(row[k] or 0) for k in ("added", "updated", "moved", "duplicates", "removed", "skipped",
+                                                "failed")}
+        return JobInfo(row["id"], row["kind"], state, row["started"], row["finished"], counts)
+
+    def _filters(self, after: Any, before: Any, path: str | None, kind: str | None, tags: Sequence[str],
+                 min_score: float | None, exclude: tuple[str, ...] = ()) -> Filters:
+        return Filters(after=parse_date(after, "--after"), before=parse_date(before, "--before"), path=path,
+                       kind=kind, tags=tuple(tags), min_score=min_score, exclude_ids=exclude)
+
+    def __repr__(self) -> str:
+        return f"<Library {self.root} model={self.meta.model}>"
+
+
+def _hit_columns() -> list[str]:
+    return ["id", "paths", "kind", "date", "width", "height", "camera", "latitude", "longitude", "tags"]
+

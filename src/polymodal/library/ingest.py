@@ -1,0 +1,371 @@
+"""Indexing: compare a scan with what the library knows, read only what changed, embed only new content.
+
+Per file: unchanged size and mtime -> not opened. Otherwise its bytes are hashed; content the library
+already holds (a move, a copy, a touched file) gets the new path added without decoding or embedding;
+new content is decoded (orientation applied), measured, thumbnailed and embedded. Each batch is committed
+as one ``items`` commit followed by one ``files`` commit, so a process killed at any instant leaves a
+library that the next run completes: a path in ``items`` but missing from ``files`` is simply re-hashed,
+found present, and recorded, never added twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import ImageDecodeError
+from polymodal.library.scan import FoundFile, Problem, under, walk
+from polymodal.library.store import Store
+from polymodal.library.types import Failure, IndexReport
+from polymodal.media.images import load_image
+from polymodal.media.metadata import PhotoMetadata, read_metadata
+from polymodal.media.thumbnails import make_thumbnail
+from polymodal.models.base import Encoder
+
+ProgressCallback = Callable[[int, int], None]
+
+#: files read, decoded and embedded per commit: large enough to amortise a LanceDB commit, small enough
+#: that a kill loses little work
+BATCH_SIZE = 64
+_READ_WORKERS = 2
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def item_id(digest: str) -> str:
+    return digest[:16]
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+@dataclass
+class _Known:
+    size: int
+    mtime_ns: int
+    item_id: str | None
+    error: str | None
+
+
+@dataclass
+class _Prepared:
+    file: FoundFile
+    digest: str | None = None
+    error: str | None = None
+    pixels: Any = None  # the encoder's preprocessed input; None for content already in the library
+    width: int = 0
+    height: int = 0
+    meta: PhotoMetadata | None = None
+    thumbnail: bytes = b""
+
+
+def read_file(raw: bytes) -> bytes:
+    """The bytes of a file (a seam the tests use to simulate unreadable files when running as root)."""
+    with open(raw, "rb") as fh:
+        return fh.read()
+
+
+def _read_error(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished during the scan"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+class Indexer:
+    def __init__(self, store: Store, encoder: Callable[[], Encoder], *, batch_size: int = BATCH_SIZE,
+                 progress: ProgressCallback | None = None) -> None:
+        self.store = store
+        self._encoder_factory = encoder
+        self._encoder: Encoder | None = None
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @property
+    def encoder(self) -> Encoder:
+        # Loaded on first need: a re-scan where nothing changed never pays for loading a model.
+        if self._encoder is None:
+            self._encoder = self._encoder_factory()
+        return self._encoder
+
+    # -- state ------------------------------------------------------------------------------------------------
+
+    def _known_files(self) -> dict[str, _Known]:
+        data = self.store.scan(self.store.files(), ["path", "size", "mtime_ns", "item_id", "error"])
+        if not data.num_rows:
+            return {}
+        cols = [data.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "item_id", "error")]
+        return {p: _Known(s, m, i, e) for p, s, m, i, e in zip(*cols)}
+
+    def _item_paths(self) -> dict[str, list[str]]:
+        data = self.store.scan(self.store.items(), ["id", "paths"])
+        if not data.num_rows:
+            return {}
+        return dict(zip(data.column("id").to_pylist(), data.column("paths").to_pylist()))
+
+    # -- the run ----------------------------------------------------------------------------------------------
+
+    def run(self, roots: list[bytes], extensions: frozenset[str], *, prune: bool = True,
+            exclude: bytes | None = None) -> IndexReport:
+        report = IndexReport()
+        scan = walk(roots, extensions, exclude=exclude)
+        known = self._known_files()
+        self.item_paths = self._item_paths()
+        root_texts = [r.decode("utf-8", "backslashreplace") for r in roots]
+
+        found = {f.path for f in scan.files}
+        todo: list[FoundFile] = []
+        for f in scan.files:
+            k = known.get(f.path)
+            if k is not None and k.size == f.size and k.mtime_ns == f.mtime_ns:
+                if k.error is not None:
+                    report.failed += 1  # still the same broken file: not retried until it changes
+                    report.failures.append(Failure(f.path, k.error))
+                else:
+                    report.skipped += 1
+            else:
+                todo.append(f)
+        problem_paths = {p.path for p in scan.problems}
+        gone = set()
+        if prune:
+            gone = {p for p in known if p not in found and p not in problem_paths
+                    and any(under(p, r) for r in root_texts)}
+        self._gone_paths = gone
+
+        total = len(todo)
+        done = 0
+        if self.progress:
+            self.progress(0, total)
+        with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
+            for start in range(0, total, self.batch_size):
+                batch = todo[start: start + self.batch_size]
+                prepared = list(pool.map(lambda f: self._prepare(f, known), batch))
+                self._commit_batch(prepared, known, report)
+                done += len(batch)
+                if self.progress:
+                    self.progress(done, total)
+
+        self._record_problems(scan.problems, known, report)
+        if gone:
+            self._prune(sorted(gone), known, report)
+        return report
+
+    # -- per file ---------------------------------------------------------------------------------------------
+
+    def _prepare(self, f: FoundFile, known: dict[str, _Known]) -> _Prepared:
+        out = _Prepared(f)
+        try:
+            data = read_file(f.raw)
+        except OSError as exc:
+            out.error = _read_error(exc)
+            return out
+        out.digest = content_hash(data)
+        iid = item_id(out.digest)
+        if iid in self.item_paths:
+            return out  # known content: no decoding, no embedding
+        if not data:
+            out.error = "the file is empty (0 bytes)"
+            return out
+        try:
+            image = load_image(data)
+        except ImageDecodeError as exc:
+            out.error = exc.reason
+            return out
+        out.meta = _metadata(data)
+        out.width, out.height = image.size
+        out.thumbnail = make_thumbnail(image)
+        try:
+            out.pixels = self.encoder.preprocess_image(image)
+        except Exception as exc:  # noqa: BLE001 - one odd image must not stop the job; it is recorded
+            out.error = f"the model cannot preprocess it: {exc}"
+        return out
+
+    def _embed(self, pixels: list[Any]) -> np.ndarray:
+        emb = np.asarray(self.encoder._embed_image_batch(pixels), dtype=np.float32)
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    # -- commits ----------------------------------------------------------------------------------------------
+
+    def _commit_batch(self, prepared: list[_Prepared], known: dict[str, _Known], report: IndexReport) -> None:
+        import pyarrow as pa
+
+        from polymodal.library.schema import files_schema, items_schema
+
+        now = datetime.now(UTC)
+        new_rows: dict[str, dict[str, Any]] = {}
+        touched: set[str] = set()  # existing items whose path lists change
+        file_rows: list[dict[str, Any]] = []
+        embed_ids: list[str] = []
+        embed_pixels: list[Any] = []
+
+        for p in prepared:
+            f = p.file
+            old = known.get(f.path)
+            if p.error is not None:
+                report.failed += 1
+                report.failures.append(Failure(f.path, p.error))
+                if old is not None and old.item_id:
+                    touched |= self._detach(f.path, old.item_id)
+                file_rows.append(_file_row(f, None, p.error, now))
+                continue
+            assert p.digest is not None
+            iid = item_id(p.digest)
+            if old is not None and old.item_id and old.item_id != iid:
+                touched |= self._detach(f.path, old.item_id)
+            paths = self.item_paths.get(iid)
+            if paths is not None or iid in new_rows:
+                # Content already here (or earlier in this batch): record the path, embed nothing.
+                if old is not None and old.item_id == iid:
+                    report.skipped += 1  # touched, same bytes
+                elif old is not None and old.item_id:
+                    report.updated += 1  # changed into bytes the library already had
+                elif paths is not None and any(q in self._gone_paths for q in paths):
+                    report.moved += 1
+                else:
+                    report.duplicates += 1
+                if self._attach(f.path, iid) and iid not in new_rows:
+                    touched.add(iid)
+            else:
+                if old is not None and old.item_id:
+                    report.updated += 1
+                else:
+                    report.added += 1
+                meta = p.meta or PhotoMetadata()
+                mtime = _utc(f.mtime_ns)
+                new_rows[iid] = {
+                    "id": iid, "hash": p.digest, "kind": "image", "paths": [f.path], "size": f.size,
+                    "mtime": mtime, "width": p.width, "height": p.height, "taken": meta.taken,
+                    "date": meta.taken or mtime, "camera": meta.camera, "latitude": meta.latitude,
+                    "longitude": meta.longitude, "orientation": meta.orientation, "tags": [],
+                    "thumbnail": p.thumbnail, "added": now,
+                }
+                self.item_paths[iid] = [f.path]
+                embed_ids.append(iid)
+                embed_pixels.append(p.pixels)
+            file_rows.append(_file_row(f, iid, None, now))
+
+        if embed_pixels:
+            emb = self._embed(embed_pixels)
+            for iid, vec in zip(embed_ids, emb):
+                new_rows[iid]["vector"] = vec.tolist()
+            for iid in new_rows:
+                new_rows[iid]["paths"] = sorted(self.item_paths[iid])
+        self._commit_items(list(new_rows.values()), touched - set(new_rows), items_schema, pa)
+        if file_rows:
+            self.store.upsert(self.store.files(), "path", pa.Table.from_pylist(file_rows, schema=files_schema()))
+        for row in file_rows:
+            known[row["path"]] = _Known(row["size"], row["mtime_ns"], row["item_id"], row["error"])
+
+    def _commit_items(self, new_rows: list[dict[str, Any]], touched: set[str], items_schema: Any, pa: Any) -> None:
+        """One commit: new items, existing items with their new path lists, and items left with no path deleted."""
+        if not new_rows and not touched:
+            return
+        keep = [i for i in touched if self.item_paths.get(i)]
+        delete = [i for i in touched if not self.item_paths.get(i)]
+        schema = items_schema(self.store.meta.dim)
+        tables = []
+        if new_rows:
+            tables.append(pa.Table.from_pylist(new_rows, schema=schema))
+        if keep:
+            existing = self.store.items_by("id", keep)
+            ids = existing.column("id").to_pylist()
+            paths = pa.array([sorted(self.item_paths[i]) for i in ids], type=pa.list_(pa.string()))
+            existing = existing.set_column(existing.schema.get_field_index("paths"), "paths", paths)
+            tables.append(existing.select(schema.names).cast(schema))
+        rows = pa.concat_tables(tables) if tables else None
+        self.store.commit_items(rows, delete)
+        for i in delete:
+            self.item_paths.pop(i, None)
+
+    def _attach(self, path: str, iid: str) -> bool:
+        paths = self.item_paths.setdefault(iid, [])
+        if path in paths:
+            return False
+        paths.append(path)
+        return True
+
+    def _detach(self, path: str, iid: str) -> set[str]:
+        paths = self.item_paths.get(iid)
+        if paths is None or path not in paths:
+            return set()
+        paths.remove(path)
+        return {iid}
+
+    def _record_problems(self, problems: list[Problem], known: dict[str, _Known], report: IndexReport) -> None:
+        import pyarrow as pa
+
+        from polymodal.library.schema import files_schema, items_schema
+
+        if not problems:
+            return
+        now = datetime.now(UTC)
+        touched: set[str] = set()
+        rows = []
+        for p in problems:
+            report.failed += 1
+            report.failures.append(Failure(p.path, p.reason))
+            old = known.get(p.path)
+            if old is not None and old.item_id:
+                touched |= self._detach(p.path, old.item_id)
+            rows.append({"path": p.path, "path_raw": p.raw, "size": -1, "mtime_ns": -1, "item_id": None,
+                         "error": p.reason, "seen": now})
+        self._commit_items([], touched, items_schema, pa)
+        self.store.upsert(self.store.files(), "path", pa.Table.from_pylist(rows, schema=files_schema()))
+
+    def _prune(self, gone: list[str], known: dict[str, _Known], report: IndexReport) -> None:
+        import pyarrow as pa
+
+        from polymodal.library.schema import items_schema
+
+        touched: set[str] = set()
+        for path in gone:
+            old = known[path]
+            if old.item_id:
+                touched |= self._detach(path, old.item_id)
+            if old.error is None:
+                report.removed += 1
+        # Items first: a kill between the two commits leaves a files row that the next run prunes again.
+        self._commit_items([], touched, items_schema, pa)
+        self.store.delete(self.store.files(), "path", gone)
+
+
+def _metadata(data: bytes) -> PhotoMetadata:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return read_metadata(img)
+    except Exception:  # noqa: BLE001 - it decoded a moment ago; metadata is optional
+        return PhotoMetadata()
+
+
+def _file_row(f: FoundFile, iid: str | None, error: str | None, now: datetime) -> dict[str, Any]:
+    return {"path": f.path, "path_raw": f.raw, "size": f.size, "mtime_ns": f.mtime_ns, "item_id": iid,
+            "error": error, "seen": now}
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

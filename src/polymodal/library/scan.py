@@ -1,0 +1,184 @@
+"""Finding media files under the given roots, without reading them.
+
+The walk follows symlinks to files and to directories, remembering each directory's (device, inode) so a
+symlink loop is reported once instead of walked forever. Anything that cannot be listed or stat'ed becomes
+a ``Problem`` with a reason; the walk itself never raises for one bad entry.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from polymodal.errors import InputError
+
+#: extensions indexed as images; HEIC/AVIF need a Pillow plugin (pillow-heif / pillow-avif), see
+#: ``image_extensions``
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+_PLUGIN_EXTENSIONS = {
+    ".heic": ("pillow_heif", "register_heif_opener"),
+    ".heif": ("pillow_heif", "register_heif_opener"),
+    ".avif": ("pillow_avif", None),
+}
+
+
+def image_extensions() -> frozenset[str]:
+    """The image extensions this installation can decode: the built-in set plus HEIC/AVIF when a plugin is present."""
+    from importlib import import_module
+
+    exts = set(IMAGE_EXTENSIONS)
+    try:
+        from PIL import features
+
+        if features.check("avif"):
+            exts.add(".avif")
+    except Exception:  # noqa: BLE001 - an old Pillow without the feature registry just has no AVIF
+        pass
+    for ext, (module, register) in _PLUGIN_EXTENSIONS.items():
+        if ext in exts:
+            continue
+        try:
+            mod = import_module(module)
+        except ImportError:
+            continue
+        if register:
+            getattr(mod, register)()
+        exts.add(ext)
+    return frozenset(exts)
+
+
+def display_path(raw: bytes) -> str:
+    """A path as text: UTF-8 where it is, with undecodable bytes shown as ``\\xNN``."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str  # absolute, as text (see display_path); the library's key for this file
+    raw: bytes  # the exact bytes of the path, to open it
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    raw: bytes
+    reason: str
+
+
+@dataclass
+class ScanResult:
+    files: list[FoundFile] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOENT:
+        return "broken symlink (target does not exist)"
+    return exc.strerror or str(exc)
+
+
+def check_roots(roots: list[str | os.PathLike[str]]) -> list[bytes]:
+    """Absolute byte paths of the roots; a root that does not exist is an error naming it."""
+    out = []
+    for root in roots:
+        raw = os.fsencode(os.path.abspath(os.fspath(root)))
+        if not os.path.exists(raw):
+            why = "it is a broken symlink" if os.path.islink(raw) else "no such file or directory"
+            raise InputError(f"cannot index {display_path(raw)}: {why}")
+        out.append(raw)
+    return out
+
+
+def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None = None) -> ScanResult:
+    """Every file with a wanted extension under ``roots`` (files given directly are taken whatever their name).
+
+    ``exclude`` is a directory never descended into: the library itself, when it lives inside a scanned root.
+    """
+    result = ScanResult()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[bytes] = set()
+
+    def add_file(raw: bytes, st: os.stat_result) -> None:
+        if raw not in seen_files:
+            seen_files.add(raw)
+            result.files.append(FoundFile(display_path(raw), raw, st.st_size, st.st_mtime_ns))
+
+    def problem(raw: bytes, reason: str) -> None:
+        result.problems.append(Problem(display_path(raw), raw, reason))
+
+    def wanted(name: bytes) -> bool:
+        return os.path.splitext(name)[1].decode("ascii", "replace").lower() in extensions
+
+    stack: list[bytes] = []
+    for root in roots:
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            problem(root, _reason(exc))
+            continue
+        if os.path.isdir(root):
+            stack.append(root)
+        else:
+            add_file(root, st)
+    while stack:
+        directory = stack.pop()
+        if exclude is not None and directory == exclude:
+            continue
+        try:
+            st = os.stat(directory)
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                if os.path.islink(directory):
+                    problem(directory, "symlink loop (directory already scanned)")
+                continue
+            seen_dirs.add(key)
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            problem(directory, f"cannot list directory: {_reason(exc)}")
+            continue
+        subdirs = []
+        for entry in entries:
+            raw = os.path.join(directory, entry.name)
+            if entry.name.startswith(b"."):
+                continue  # hidden files and folders (.git, .thumbnails, the library's own .lock)
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError as exc:
+                problem(raw, _reason(exc))
+                continue
+            if is_dir:
+                subdirs.append(raw)
+                continue
+            if not wanted(entry.name):
+                continue
+            try:
+                st = entry.stat()  # follows symlinks
+            except OSError as exc:
+                problem(raw, _reason(exc))
+                continue
+            if not os.path.isfile(raw):
+                continue  # fifos, sockets, devices
+            add_file(raw, st)
+        stack.extend(reversed(subdirs))
+    return result
+
+
+def under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def as_root_text(root: bytes) -> str:
+    return display_path(root)
+
+
+def as_path(raw: bytes) -> Path:
+    return Path(os.fsdecode(raw))

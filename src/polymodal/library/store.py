@@ -1,0 +1,251 @@
+"""The LanceDB side of a library: open tables, read and write rows in batches, search vectors.
+
+Nothing here knows about files on disk or models; ``ingest`` and ``search`` use it. Writes to ``items``
+happen in single commits (``merge_insert`` with a delete clause), so a reader in another process always
+sees a whole version of the table: no path listed twice, no item with no path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import LibraryError, LibraryLockedError, MissingDependencyError
+from polymodal.library.schema import DB_DIR, FILES, JOBS, LibraryMeta, files_schema, items_schema, jobs_schema
+
+#: past this many items an ANN index is built; below it exact search is as fast (see benchmarks/RESULTS.md)
+ANN_THRESHOLD = 100_000
+#: rows per SQL ``IN (...)`` list, to keep query plans small
+_IN_CHUNK = 500
+#: IVF partitions probed and candidates re-ranked exactly per result (refine_factor): recall@10 ~0.99
+ANN_NPROBES = 32
+ANN_REFINE = 10
+
+_SCALAR_COLUMNS = ["id", "hash", "kind", "paths", "size", "mtime", "width", "height", "taken", "date", "camera",
+                   "latitude", "longitude", "orientation", "tags", "added"]
+
+
+def _lancedb() -> Any:
+    try:
+        import lancedb
+    except ImportError:
+        raise MissingDependencyError("lancedb", "the library") from None
+    return lancedb
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal: quotes doubled, so a path like ``it's.jpg`` cannot end the literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_in(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def _chunks(values: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), n):
+        yield values[i: i + n]
+
+
+class Store:
+    def __init__(self, root: Path, meta: LibraryMeta) -> None:
+        self.root = root
+        self.meta = meta
+        self._db = _lancedb().connect(str(root / DB_DIR))
+        self._tables: dict[str, Any] = {}
+
+    # -- tables ---------------------------------------------------------------------------------------------
+
+    def _table_names(self) -> set[str]:
+        res = self._db.list_tables()
+        names = getattr(res, "tables", res)
+        return set(names)
+
+    def _open(self, name: str, schema: Any | None) -> Any | None:
+        if name in self._tables:
+            return self._tables[name]
+        if name in self._table_names():
+            table = self._db.open_table(name)
+        elif schema is not None:
+            table = self._db.create_table(name, schema=schema, exist_ok=True)
+        else:
+            return None
+        self._tables[name] = table
+        return table
+
+    def items(self, create: bool = False) -> Any | None:
+        """The items table, or None before the first item (its vector width is known only then)."""
+        schema = items_schema(self.meta.dim) if create and self.meta.dim else None
+        return self._open(self.meta.items_table, schema)
+
+    def items_table(self) -> Any:
+        """The items table, which must exist (callers check ``items()`` first or have just written)."""
+        table = self.items(create=True)
+        if table is None:
+            raise LibraryError(f"library {self.root} has no items yet; index some files first")
+        return table
+
+    def schema(self) -> Any:
+        """The items schema at this library's embedding width."""
+        if not self.meta.dim:
+            raise LibraryError(f"library {self.root} has no model yet; index some files first")
+        return items_schema(self.meta.dim)
+
+    def files(self) -> Any:
+        return self._open(FILES, files_schema())
+
+    def jobs(self) -> Any:
+        return self._open(JOBS, jobs_schema())
+
+    def drop(self, name: str) -> None:
+        self._tables.pop(name, None)
+        if name in self._table_names():
+            self._db.drop_table(name)
+
+    def create_items_table(self, name: str, dim: int) -> Any:
+        self.drop(name)
+        table = self._db.create_table(name, schema=items_schema(dim))
+        self._tables[name] = table
+        return table
+
+    def table(self, name: str) -> Any:
+        return self._open(name, None)
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def count_items(self) -> int:
+        table = self.items()
+        return int(table.count_rows()) if table is not None else 0
+
+    def scan(self, table: Any, columns: list[str] | None = None, where: str | None = None) -> Any:
+        """All rows (optionally filtered) as an Arrow table."""
+        import pyarrow as pa
+
+        if table is None:
+            return pa.table({})
+        query = table.search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        return query.limit(None).to_arrow()
+
+    def items_by(self, column: str, values: Sequence[str], columns: list[str] | None = None) -> Any:
+        """Item rows whose ``column`` is one of ``values`` (all columns unless given)."""
+        import pyarrow as pa
+
+        table = self.items()
+        parts = [self.scan(table, columns, sql_in(column, list(chunk))) for chunk in _chunks(list(values))]
+        parts = [p for p in parts if p.num_rows]
+        if not parts:
+            schema = items_schema(self.meta.dim or 1)
+            return schema.empty_table() if not columns else pa.schema([schema.field(c) for c in columns]).empty_table()
+        return pa.concat_tables(parts)
+
+    def vectors(self, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """Item ids and their embeddings, (N, dim) float32."""
+        table = self.items()
+        if table is None:
+            return [], np.zeros((0, self.meta.dim or 0), np.float32)
+        data = self.scan(table, ["id", "vector"]) if ids is None else self.items_by("id", ids, ["id", "vector"])
+        if not data.num_rows:
+            return [], np.zeros((0, self.meta.dim or 0), np.float32)
+        vec = data.column("vector").combine_chunks()
+        arr = np.asarray(vec.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(vec), -1)
+        return data.column("id").to_pylist(), arr
+
+    def has_ann_index(self) -> bool:
+        table = self.items()
+        if table is None:
+            return False
+        return any("vector" in idx.columns for idx in table.list_indices())
+
+    def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None, exact: bool = False) -> Any:
+        """The ``limit`` nearest items by cosine distance, as Arrow with a ``_distance`` column.
+
+        With an ANN index, ``refine_factor`` re-ranks ``limit * ANN_REFINE`` candidates on the full vectors,
+        so scores are exact and the order close to exact search.
+        """
+        table = self.items_table()
+        query = table.search(np.asarray(vector, np.float32), vector_column_name="vector").distance_type(
+            self.meta.metric
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        if exact or not self.has_ann_index():
+            query = query.bypass_vector_index()
+        else:
+            query = query.nprobes(ANN_NPROBES).refine_factor(ANN_REFINE)
+        return query.select([*_SCALAR_COLUMNS, "_distance"]).limit(limit).to_arrow()
+
+    # -- writing --------------------------------------------------------------------------------------------
+
+    def commit_items(self, rows: Any, delete_ids: Iterable[str] = ()) -> None:
+        """Insert or replace ``rows`` by id and delete ``delete_ids``, in one commit."""
+        table = self.items_table()
+        delete_ids = list(delete_ids)
+        if rows is None or rows.num_rows == 0:
+            for chunk in _chunks(delete_ids):
+                table.delete(sql_in("id", list(chunk)))
+            return
+        builder = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+        if delete_ids and len(delete_ids) <= _IN_CHUNK * 4:
+            # One commit: the rows that lose their last path vanish in the same version that moves it.
+            builder = builder.when_not_matched_by_source_delete(sql_in("id", delete_ids))
+            delete_ids = []
+        builder.execute(rows)
+        for chunk in _chunks(delete_ids):
+            table.delete(sql_in("id", list(chunk)))
+
+    def upsert(self, table: Any, key: str, rows: Any) -> None:
+        if rows.num_rows:
+            table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(rows)
+
+    def delete(self, table: Any, column: str, values: Sequence[str]) -> None:
+        for chunk in _chunks(list(values)):
+            table.delete(sql_in(column, list(chunk)))
+
+    def build_ann_index(self) -> None:
+        """IVF-PQ on the vectors: sqrt(N) partitions, 8-dim sub-vectors (scores are re-ranked exactly)."""
+        table = self.items_table()
+        n = table.count_rows()
+        dim = self.meta.dim or 0
+        sub = next(s for s in (dim // 8, dim // 4, dim // 2, dim, 1) if s and dim % s == 0)
+        table.create_index(metric=self.meta.metric, vector_column_name="vector", index_type="IVF_PQ",
+                           num_partitions=max(1, int(np.sqrt(n))), num_sub_vectors=sub, replace=True)
+
+    def optimize(self) -> None:
+        """Compact small commits into larger files, fold new rows into the ANN index, drop old versions.
+
+        Versions older than an hour are removed: a reader holding one that long would lose it, which no
+        command does.
+        """
+        for name in (self.meta.items_table, FILES, JOBS):
+            table = self.table(name)
+            if table is not None:
+                table.optimize(cleanup_older_than=timedelta(hours=1))
+
+
+@contextmanager
+def write_lock(root: Path) -> Iterator[None]:
+    """Hold the library's writer lock. The kernel drops it when the process dies, even by SIGKILL."""
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LibraryLockedError(
+                f"library {root} is being written by another polymodal process; wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
