@@ -20,7 +20,7 @@ from polymodal.library.query import build_terms, query_vector
 from polymodal.library.scan import check_roots, display_path, image_extensions
 from polymodal.library.schema import META_FILE, LibraryMeta, read_meta, write_meta
 from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_search
-from polymodal.library.store import ANN_THRESHOLD, Store, write_lock
+from polymodal.library.store import ANN_THRESHOLD, Store, sql_str, write_lock
 from polymodal.library.types import DuplicateGroup, Failure, Hit, IndexReport, JobInfo, Status
 from polymodal.models.base import Encoder
 
