@@ -1,0 +1,256 @@
+"""The library commands: ``index``, ``search``, ``similar``, ``duplicates``, ``tag``, ``status``, ``remove``,
+``reindex``. Each is a thin layer over ``polymodal.library.Library``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from polymodal.cli.common import print_json, print_table, progress_bar
+from polymodal.errors import InputError
+
+_LIB_HELP = "library directory (default: $POLYMODAL_LIBRARY, the config file, else the user data dir)"
+
+
+def _library_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", "-L", metavar="DIR", help=_LIB_HELP)
+
+
+def _model_option(p: argparse.ArgumentParser, required: bool = False, what: str = "") -> None:
+    p.add_argument("-m", "--model", required=required, metavar="SPEC", help=what or
+                   "model spec (lite, hf:ID, open_clip:ARCH/TAG, a directory); must match the library's model")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, help="images per forward pass")
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    p.add_argument("--after", metavar="DATE", help="taken on or after DATE (YYYY[-MM[-DD]] or ISO 8601; "
+                   "the EXIF date, else the file's mtime)")
+    p.add_argument("--before", metavar="DATE", help="taken before DATE")
+    p.add_argument("--path", metavar="GLOB", help="only items with a path matching GLOB (e.g. '*/2021/*')")
+    p.add_argument("--type", dest="kind", choices=["image", "video", "audio"], help="only items of this kind")
+    p.add_argument("--tag", action="append", default=[], help="only items tagged TAG (see `polymodal tag`)")
+    p.add_argument("--min-score", type=float, help="drop hits scoring below this cosine similarity")
+    p.add_argument("--sort", choices=["score", "date"], default="score", help="order of the hits (default score)")
+    p.add_argument("--json", action="store_true", help='print [{"id", "path", "score", "kind", ...}]')
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="add folders of images to a library",
+                       description="Scan folders recursively and index their images; only new or changed files "
+                       "are read. Files gone from the scanned folders are removed from the library unless "
+                       "--no-prune.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders or files")
+    p.add_argument("--no-prune", dest="prune", action="store_false",
+                   help="keep library entries for files that are gone from disk")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _library_option(p)
+    _model_option(p, what="model for a new library (default: $POLYMODAL_MODEL, the config file, else the default); "
+                  "an existing library keeps its own")
+    p.set_defaults(func=run_index)
+
+    p = sub.add_parser("search", help="search a library by text, image or both",
+                       description="Rank items by similarity to the query. Terms may be weighted ('2:sunset') "
+                       "and may be image paths; --not terms are subtracted.")
+    p.add_argument("query", nargs="*", metavar="TERM", help="text or image path, optionally weighted as W:TERM")
+    p.add_argument("--image", "-i", action="append", default=[], metavar="PATH", help="an example image (repeatable)")
+    p.add_argument("--not", dest="negative", action="append", default=[], metavar="TEXT|PATH",
+                   help="move away from this text or image (repeatable)")
+    p.add_argument("--exact", action="store_true", help="skip the ANN index: exact search")
+    _filter_options(p)
+    _library_option(p)
+    _model_option(p)
+    p.set_defaults(func=run_search)
+
+    p = sub.add_parser("similar", help="items like a given one", description="Items most similar to an item "
+                       "of the library (by id or path) or to any image file.")
+    p.add_argument("item", metavar="PATH_OR_ID")
+    _filter_options(p)
+    _library_option(p)
+    _model_option(p)
+    p.set_defaults(func=run_similar)
+
+    p = sub.add_parser("duplicates", help="near-duplicate groups", description="Groups of near-identical items, "
+                       "largest first. Identical files under several paths form groups of score 1.")
+    p.add_argument("--threshold", "-t", type=float, default=None, help="cosine similarity to count as "
+                   "near-duplicates (default 0.95)")
+    p.add_argument("--json", action="store_true", help='print [{"score", "items": [...]}]')
+    _library_option(p)
+    p.set_defaults(func=run_duplicates)
+
+    p = sub.add_parser("tag", help="zero-shot tags for every item", description="Tag items with the labels they "
+                       "match best; search them with --tag LABEL.")
+    p.add_argument("--labels", "-l", metavar="FILE|a,b,c", help="a file with one label per line, or a comma-separated "
+                   "list (default: a built-in list of common photo subjects)")
+    p.add_argument("--min-prob", type=float, default=None, help="lowest probability for a label to be kept "
+                   "(default 0.25)")
+    _library_option(p)
+    _model_option(p)
+    p.set_defaults(func=run_tag)
+
+    p = sub.add_parser("status", help="what a library holds", description="Counts, model, size on disk, the last "
+                       "job and files that failed.")
+    p.add_argument("--json", action="store_true",
+                   help='print {"items", "model", "failures": [{"path", "reason"}], ...}')
+    _library_option(p)
+    p.set_defaults(func=run_status)
+
+    p = sub.add_parser("remove", help="forget items or paths", description="Remove items (by id) or paths (files or "
+                       "folders) from the library. Files on disk are not touched.")
+    p.add_argument("targets", nargs="+", metavar="PATH_OR_ID")
+    _library_option(p)
+    p.set_defaults(func=run_remove)
+
+    p = sub.add_parser("reindex", help="rebuild all embeddings with a model", description="Re-embed every item "
+                       "from its files with --model (default: the library's model). Searches use the old "
+                       "embeddings until the new ones are complete.")
+    _library_option(p)
+    _model_option(p, what="the model to rebuild with (default: the library's own)")
+    p.set_defaults(func=run_reindex)
+
+
+def _open(args: argparse.Namespace, create: bool = False, model: Any = None) -> Any:
+    from polymodal.library import Library
+
+    return Library.open(args.library, create=create, model=model, device=getattr(args, "device", None),
+                        batch_size=getattr(args, "batch_size", None))
+
+
+def _date(value: Any) -> str:
+    return value.strftime("%Y-%m-%d") if value else ""
+
+
+def _print_hits(hits: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        print("no matches")
+        return
+    rows = [[str(i), f"{h.score:.3f}", _date(h.date), h.path + (f"  (+{len(h.paths) - 1} more)" if len(h.paths) > 1
+                                                                else "")] for i, h in enumerate(hits, 1)]
+    print_table(rows, ["#", "SCORE", "DATE", "PATH"])
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {"k": args.k, "after": args.after, "before": args.before, "path": args.path, "kind": args.kind,
+            "tags": args.tag, "min_score": args.min_score, "sort": args.sort}
+
+
+def run_index(args: argparse.Namespace) -> int:
+    lib = _open(args, create=True, model=args.model)
+    report = lib.add(args.paths, prune=args.prune, progress=progress_bar("indexing", "file"))
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    counts = ", ".join(f"{n} {getattr(report, n)}" for n in ("added", "updated", "moved", "duplicates", "removed",
+                                                              "skipped", "failed"))
+    print(f"{lib.path}: {counts}")
+    for f in report.failures[:10]:
+        print(f"  failed: {f.path}: {f.reason}")
+    if len(report.failures) > 10:
+        print(f"  ... and {len(report.failures) - 10} more (polymodal status lists them)")
+    if report.index_built:
+        print("  built the ANN index")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    if not args.query and not args.image:
+        raise InputError("nothing to search for: give a text, an image path, or --image PATH")
+    lib = _open(args, model=args.model)
+    hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
+                      **_filters(args))
+    _print_hits(hits, args.json)
+    return 0
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    lib = _open(args, model=args.model)
+    _print_hits(lib.similar(args.item, **_filters(args)), args.json)
+    return 0
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    from polymodal.library.duplicates import DEFAULT_THRESHOLD
+
+    lib = _open(args)
+    groups = lib.duplicates(DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    if args.json:
+        print_json([g.to_dict() for g in groups])
+        return 0
+    if not groups:
+        print("no duplicates")
+    for g in groups:
+        n = sum(len(h.paths) for h in g.items)
+        print(f"{n} files, similarity >= {g.score:.3f}")
+        for h in g.items:
+            for p in h.paths:
+                print(f"  {h.id}  {p}")
+    return 0
+
+
+def _labels(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    path = value[1:] if value.startswith("@") else value
+    if value.startswith("@") or os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return [ln.strip() for ln in fh if ln.strip()]
+        except OSError as exc:
+            raise InputError(f"cannot read labels file {path}: {exc.strerror}") from None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    lib = _open(args, model=args.model)
+    n = lib.tag(_labels(args.labels), min_probability=args.min_prob)
+    print(f"tagged {n} of {lib.status().items} items; search them with --tag LABEL")
+    return 0
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def run_status(args: argparse.Namespace) -> int:
+    st = _open(args).status()
+    if args.json:
+        print_json(st.to_dict())
+        return 0
+    print(f"library   {st.path}")
+    print(f"model     {st.model or '(none yet)'} (dim {st.dim}), schema v{st.schema_version}")
+    print(f"items     {st.items} ({st.files} files)")
+    print(f"on disk   {_size(st.size_bytes)}; search: {'ANN index + exact re-ranking' if st.ann_index else 'exact'}")
+    if st.last_job:
+        j = st.last_job
+        counts = ", ".join(f"{k} {v}" for k, v in j.counts.items())
+        print(f"last job  {j.kind} {j.state}, started {j.started:%Y-%m-%d %H:%M:%S}: {counts}")
+    print(f"failures  {len(st.failures)}")
+    for f in st.failures:
+        print(f"  {f.path}: {f.reason}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    n = _open(args).remove(args.targets)
+    print(f"removed {n} path{'s' if n != 1 else ''} from the library (files on disk are untouched)")
+    return 0
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    report = lib.reindex(args.model, progress=progress_bar("re-embedding", "item"))
+    print(f"{lib.path}: re-embedded {report.updated} items with {lib.model}; dropped {report.removed}")
+    for f in report.failures[:10]:
+        print(f"  dropped: {f.path}: {f.reason}")
+    return 0
