@@ -1,0 +1,1 @@
+"""Contrastive fine-tuning of dual encoders (pretrain -> finetune), and the resumable training state."""
