@@ -147,25 +147,30 @@ def load(
         raise ModelSpecError(f"clip.load needs a CLIP model (OpenAI name, hf: or open_clip: spec); got {name!r}")
     device_str = None if device is None else str(device)
     encoder = backends()[spec.scheme].load(spec, device=device_str)
+    from polymodal.models.hf import HFEncoder
+    from polymodal.models.openclip import OpenCLIPEncoder
+
     model: CLIP
-    if spec.scheme == "hf":
-        if getattr(encoder, "model_type", None) != "clip":
+    preprocess: Callable[[Any], torch.Tensor]
+    if isinstance(encoder, HFEncoder):
+        if encoder.model_type != "clip":
             raise ModelLoadError(
-                f"{name} is a {getattr(encoder, 'model_type', '?')} model; clip.load handles CLIP models whose "
-                "tokens are OpenAI's. Use polymodal.load_model for it instead"
+                f"{name} is a {encoder.model_type} model; clip.load handles CLIP models whose tokens are "
+                "OpenAI's. Use polymodal.load_model for it instead"
             )
-        proc = encoder.processor  # type: ignore[attr-defined]
-        crop = proc.crop_size["height"]
-        preprocess: Callable[[Any], torch.Tensor] = ImageTransform(
-            resize=proc.size.get("shortest_edge", crop), crop=crop,
-            mean=tuple(proc.image_mean), std=tuple(proc.image_std),  # type: ignore[arg-type]
+        proc = encoder.processor
+        crop = int(proc.crop_size["height"])
+        mean, std = (float(x) for x in proc.image_mean), (float(x) for x in proc.image_std)
+        preprocess = ImageTransform(
+            resize=int(proc.size.get("shortest_edge", crop)), crop=crop, mean=tuple(mean), std=tuple(std)
         )
-        model = _HFCLIP(encoder.model, crop)  # type: ignore[attr-defined]
-    else:
-        oc = encoder.model  # type: ignore[attr-defined]
-        size = oc.visual.image_size
-        model = _OpenCLIP(oc, size[0] if isinstance(size, (tuple, list)) else int(size))
-        preprocess = encoder.preprocess  # type: ignore[attr-defined]
+        model = _HFCLIP(encoder.model, crop)
+    elif isinstance(encoder, OpenCLIPEncoder):
+        size = encoder.model.visual.image_size
+        model = _OpenCLIP(encoder.model, int(size[0] if isinstance(size, (tuple, list)) else size))
+        preprocess = encoder.preprocess
+    else:  # pragma: no cover - the scheme check above admits only these two
+        raise ModelSpecError(f"clip.load cannot use {name!r}")
     return model.eval().to(encoder.device), preprocess
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from polymodal.errors import InputError
-from polymodal.models.base import Encoder, ImageInput
 from polymodal.media.images import describe_input
+from polymodal.models.base import Encoder, ImageInput
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,10 @@ def _hub_answers(repo_id: str, seconds: float = PROBE_SECONDS) -> str | None:
             with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds):
                 result.append(None)
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-            result.append(f"the model hub is not reachable ({type(exc).__name__})")
+            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                result.append(f"the model hub did not answer within {seconds:g} s")
+            else:
+                result.append(f"the model hub is not reachable ({type(exc).__name__})")
 
     thread = threading.Thread(target=probe, daemon=True, name="polymodal-hub-probe")
     thread.start()

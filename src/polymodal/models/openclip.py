@@ -39,15 +39,27 @@ def _import_open_clip() -> Any:
     return open_clip
 
 
+def _hub_file_cached(hub: str) -> bool:
+    """open_clip's ``hf_hub`` is "org/repo/" or "org/repo/filename"; is that weight file cached?"""
+    from huggingface_hub import try_to_load_from_cache
+
+    parts = hub.split("/")
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    try:
+        return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+    except ValueError:  # a malformed id in open_clip's table: not cached, by definition
+        return False
+
+
 def list_known() -> list:
-    from polymodal.models.hf import is_cached
     from polymodal.models.registry import ModelEntry
 
     open_clip = _import_open_clip()
     out = []
     for arch, tag in open_clip.list_pretrained():
-        hub = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "")
-        cached = bool(hub) and is_cached(hub.rstrip("/"))
+        hub = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "").strip("/")
+        cached = bool(hub) and _hub_file_cached(hub)
         out.append(ModelEntry(f"open_clip:{arch}/{tag}", "open_clip", f"open_clip {arch} trained on {tag}", cached))
     return out
 

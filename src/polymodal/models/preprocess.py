@@ -25,8 +25,8 @@ class ImageTransform:
 
     resize: int
     crop: int
-    mean: tuple[float, float, float] = OPENAI_MEAN
-    std: tuple[float, float, float] = OPENAI_STD
+    mean: tuple[float, ...] = OPENAI_MEAN
+    std: tuple[float, ...] = OPENAI_STD
     scale: float = 1.0  # pixel range the mean/std are given in: 1.0 for [0, 1], 255.0 for [0, 255]
 
     def to_array(self, image: Any) -> np.ndarray:
@@ -41,12 +41,12 @@ class ImageTransform:
         if size != (w, h):
             img = img.resize(size, Image.Resampling.BICUBIC)
         w, h = img.size
-        left = int(round((w - self.crop) / 2.0))
-        top = int(round((h - self.crop) / 2.0))
+        left = round((w - self.crop) / 2.0)
+        top = round((h - self.crop) / 2.0)
         img = img.crop((left, top, left + self.crop, top + self.crop))
-        arr = np.asarray(img, dtype=np.float32) * (self.scale / 255.0)
-        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        pixels = np.asarray(img, dtype=np.float32) * np.float32(self.scale / 255.0)
+        out = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32)
 
     def __call__(self, image: Any) -> Any:
         """CHW float32 torch tensor, like torchvision's transforms return."""

@@ -104,7 +104,9 @@ def parse_spec(spec: str) -> ModelSpec:
         if backend.needs_target and not rest.strip():
             raise ModelSpecError(f"model spec {raw!r} names no model after '{scheme}:'\n{_what_works()}")
         if not backend.needs_target:
-            raise ModelSpecError(f"model spec {raw!r}: '{scheme}' takes nothing after it; write just '{scheme}'")
+            raise ModelSpecError(
+                f"model spec {raw!r}: '{scheme}' takes nothing after it; write just '{scheme}'\n{_what_works()}"
+            )
         return ModelSpec(scheme, rest.strip(), raw)
     path = Path(spec).expanduser()
     if path.is_dir():

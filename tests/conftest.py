@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated environment (no hub, no user config, a private cache) and real photos."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tiny_models
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("polymodal-home")
+    os.environ["POLYMODAL_CACHE_DIR"] = str(home / "cache")
+    os.environ["POLYMODAL_CONFIG"] = str(home / "config.toml")  # absent: no user settings leak in
+    os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
+    os.environ.pop("POLYMODAL_MODEL", None)
+    os.environ.pop("POLYMODAL_LIBRARY", None)
+
+
+def _skimage_dir() -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data"
+
+
+def _sklearn_dir() -> Path:
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "images"
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, Path]:
+    """Real photos shipped by scikit-image and scikit-learn, by short name."""
+    sk = _skimage_dir()
+    names = {
+        "cat": sk / "chelsea.png",
+        "coffee": sk / "coffee.png",
+        "rocket": sk / "rocket.jpg",
+        "motorbike": sk / "motorcycle_left.png",
+        "astronaut": sk / "astronaut.png",
+        "horse": sk / "horse.png",
+        "camera": sk / "camera.png",
+        "coins": sk / "coins.png",
+        "brick": sk / "brick.png",
+        "hubble": sk / "hubble_deep_field.jpg",
+        "flower": _sklearn_dir() / "flower.jpg",
+        "china": _sklearn_dir() / "china.jpg",
+    }
+    for p in names.values():
+        assert p.exists(), p
+    return names
+
+
+@pytest.fixture(scope="session")
+def lite():
+    from polymodal.models import load_model
+
+    return load_model("lite")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny-models")
