@@ -93,6 +93,9 @@ class Indexer:
         self._encoder: Encoder | None = None
         self.batch_size = batch_size
         self.progress = progress
+        self.item_paths: dict[str, list[str]] = {}  # item id -> its paths, kept current through the run
+        self._gone_paths: set[str] = set()  # known paths under the roots that the scan no longer finds
+        self._moved_from: set[str] = set()  # gone paths whose content reappeared elsewhere: moves, not removals
 
     @property
     def encoder(self) -> Encoder:
@@ -139,11 +142,12 @@ class Indexer:
             else:
                 todo.append(f)
         problem_paths = {p.path for p in scan.problems}
-        gone = set()
+        gone: set[str] = set()
         if prune:
             gone = {p for p in known if p not in found and p not in problem_paths
                     and any(under(p, r) for r in root_texts)}
         self._gone_paths = gone
+        self._moved_from = set()
 
         total = len(todo)
         done = 0
@@ -232,8 +236,9 @@ class Indexer:
                     report.skipped += 1  # touched, same bytes
                 elif old is not None and old.item_id:
                     report.updated += 1  # changed into bytes the library already had
-                elif paths is not None and any(q in self._gone_paths for q in paths):
+                elif paths is not None and (moved_from := [q for q in paths if q in self._gone_paths]):
                     report.moved += 1
+                    self._moved_from.update(moved_from)
                 else:
                     report.duplicates += 1
                 if self._attach(f.path, iid) and iid not in new_rows:
@@ -335,7 +340,7 @@ class Indexer:
             old = known[path]
             if old.item_id:
                 touched |= self._detach(path, old.item_id)
-            if old.error is None:
+            if old.error is None and path not in self._moved_from:
                 report.removed += 1
         # Items first: a kill between the two commits leaves a files row that the next run prunes again.
         self._commit_items([], touched, items_schema, pa)
