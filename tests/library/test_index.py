@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -154,14 +154,14 @@ def test_exif_date_camera_gps_and_orientation(tmp_path, photo_dir, lite_encoder)
     lib = _open(tmp_path, lite_encoder)
     lib.add([shots])
     hit = lib.get(shots / "rotated.png")
-    assert hit.date == datetime(2019, 7, 14, 16, 3, 22, tzinfo=timezone.utc)
+    assert hit.date == datetime(2019, 7, 14, 16, 3, 22, tzinfo=UTC)
     assert hit.camera == "Canon EOS 5D Mark IV"
     assert hit.latitude == pytest.approx(48.858222, abs=1e-5)
     assert hit.longitude == pytest.approx(-2.294500, abs=1e-5)
     assert (hit.width, hit.height) == (300, 451)  # orientation 6: stored landscape, shown portrait
     row = lib.store.items_by("id", [hit.id], ["orientation"]).to_pylist()[0]
     assert row["orientation"] == 6
-    ids, vecs = lib.store.vectors([hit.id, lib.get(shots / "upright.png").id])
+    _, vecs = lib.store.vectors([hit.id, lib.get(shots / "upright.png").id])
     assert float(vecs[0] @ vecs[1]) > 0.999  # orientation was applied before embedding
 
 

@@ -150,7 +150,7 @@ class Store:
         return pa.concat_tables(parts)
 
     def vectors(self, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        """Item ids and their embeddings, (N, dim) float32."""
+        """Item ids and embeddings, (N, dim) float32, in the order of ``ids`` when given (unknown ones dropped)."""
         table = self.items()
         if table is None:
             return [], np.zeros((0, self.meta.dim or 0), np.float32)
@@ -159,7 +159,12 @@ class Store:
             return [], np.zeros((0, self.meta.dim or 0), np.float32)
         vec = data.column("vector").combine_chunks()
         arr = np.asarray(vec.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(vec), -1)
-        return data.column("id").to_pylist(), arr
+        got = data.column("id").to_pylist()
+        if ids is None:
+            return got, arr
+        pos = {i: n for n, i in enumerate(got)}
+        order = [pos[i] for i in ids if i in pos]  # in the order asked for
+        return [got[n] for n in order], arr[order]
 
     def has_ann_index(self) -> bool:
         table = self.items()
