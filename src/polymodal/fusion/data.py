@@ -49,7 +49,7 @@ class Dataset:
         return sorted({r.label for r in self.rows if r.label is not None})
 
 
-def _raw_rows(path: Path) -> list[tuple[int, dict[str, object]]]:
+def read_records(path: Path) -> list[tuple[int, dict[str, object]]]:
     if not path.is_file():
         raise InputError(f"data file {path} does not exist" if not path.exists() else f"{path} is not a file")
     suffix = path.suffix.lower()
@@ -90,7 +90,7 @@ def read_dataset(
 ) -> Dataset:
     """Read and check every row. With ``skip_bad`` bad rows land in ``Dataset.skipped`` instead of raising."""
     path = Path(path)
-    raw = _raw_rows(path)
+    raw = read_records(path)
     if not raw:
         raise InputError(f"data file {path} has no rows")
     known = set(MODALITIES) | set(OTHER_FIELDS) | {target}

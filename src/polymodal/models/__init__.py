@@ -121,3 +121,7 @@ __all__ = [
     "parse_spec",
     "register_backend",
 ]
+
+from polymodal.models.lite.tuned import BACKEND as _LITE_TUNED  # noqa: E402 - registered last, like a plugin
+
+register_backend(_LITE_TUNED)
