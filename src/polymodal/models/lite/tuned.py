@@ -107,7 +107,8 @@ def _tuned_class() -> Any:
     return TunedLiteEncoder
 
 
-def load(spec: Any, device: str | None = None, batch_size: int | None = None) -> LiteEncoder:
+def load(spec: Any, device: str | None = None, batch_size: int | None = None, **options: Any) -> LiteEncoder:
+    # Options meant for other backends' preprocessing (fast_preprocess, ...) have nothing to change here.
     return _tuned_class()(spec.target, str(spec.raw), device=device, batch_size=batch_size)
 
 
