@@ -32,7 +32,7 @@ def test_embeddings_equal_direct_open_clip_calls(oc_dir, form):
     import open_clip
 
     spec = str(oc_dir) if form == "dir" else f"{form}{oc_dir}"
-    enc = polymodal.load_model(spec, batch_size=2)
+    enc = polymodal.load_model(spec, batch_size=2, runtime="torch")
     ref, _, pre = open_clip.create_model_and_transforms(f"local-dir:{oc_dir}")
     tok = open_clip.get_tokenizer(f"local-dir:{oc_dir}")
     ref.eval()

@@ -18,12 +18,18 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch-size", type=int, help="images or texts per forward pass")
+    parser.add_argument("--runtime", choices=("torch", "onnx"),
+                        help="where the networks run (default: onnx on CPU, torch on GPU)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), help="int8: ONNX dynamic quantisation")
 
 
 def load_encoder(args: argparse.Namespace) -> Encoder:
     from polymodal.models import load_model
 
-    return load_model(args.model, device=args.device, batch_size=args.batch_size)
+    return load_model(
+        args.model, device=args.device, batch_size=args.batch_size, runtime=getattr(args, "runtime", None),
+        precision=getattr(args, "precision", None),
+    )
 
 
 def progress_bar(desc: str, unit: str = "item") -> Callable[[int, int], None]:

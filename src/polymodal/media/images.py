@@ -24,8 +24,11 @@ def describe_input(item: Any) -> str:
     return f"<{type(item).__name__}>"
 
 
-def load_image(item: Any) -> Any:
+def load_image(item: Any, min_side: int | None = None) -> Any:
     """Decode ``item`` (path, bytes or PIL image) into an RGB PIL image, orientation applied.
+
+    ``min_side``: a JPEG larger than needed is decoded with DCT scaling (1/2, 1/4 or 1/8) to the smallest
+    size whose both sides are still at least ``min_side``; other formats decode at full size.
 
     Raises ImageDecodeError naming the input for anything missing, unreadable, not an image, truncated
     or over Pillow's pixel limit.
@@ -54,6 +57,8 @@ def load_image(item: Any) -> Any:
                 # Pillow warns before its hard limit; promote it so a bomb is refused, not half-decoded.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(fp)
+                if min_side and img.format == "JPEG":
+                    img.draft(img.mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
                 img.load()
         except UnidentifiedImageError:
             raise ImageDecodeError(source, "not a recognised image format") from None

@@ -20,26 +20,28 @@ from polymodal.models.registry import (
 log = logging.getLogger("polymodal")
 
 
-def _load_lite(spec: ModelSpec, device: str | None = None, batch_size: int | None = None) -> Encoder:
+def _load_lite(spec: ModelSpec, device: str | None = None, batch_size: int | None = None, **options: Any) -> Encoder:
     from polymodal.models.lite.encoder import LiteEncoder
 
-    return LiteEncoder("lite", device=device, batch_size=batch_size)
+    return LiteEncoder("lite", device=device, batch_size=batch_size, **options)
 
 
 def _list_lite() -> list[ModelEntry]:
     return [ModelEntry("lite", "lite", "offline: EfficientNet-Lite0 + MiniLM-L6 joined by ConSE (bundled)", True)]
 
 
-def _load_hf(spec: ModelSpec, device: str | None = None, batch_size: int | None = None) -> Encoder:
+def _load_hf(spec: ModelSpec, device: str | None = None, batch_size: int | None = None, **options: Any) -> Encoder:
     from polymodal.models import hf
 
-    return hf.load(spec, device, batch_size)
+    return hf.load(spec, device, batch_size, **options)
 
 
-def _load_open_clip(spec: ModelSpec, device: str | None = None, batch_size: int | None = None) -> Encoder:
+def _load_open_clip(
+    spec: ModelSpec, device: str | None = None, batch_size: int | None = None, **options: Any
+) -> Encoder:
     from polymodal.models import openclip
 
-    return openclip.load(spec, device, batch_size)
+    return openclip.load(spec, device, batch_size, **options)
 
 
 def _detect_hf(path: Path) -> bool:
@@ -93,21 +95,39 @@ register_backend(
 
 
 def load_model(
-    spec: str | None = None, *, device: str | None = None, batch_size: int | None = None, **options: Any
+    spec: str | None = None,
+    *,
+    device: str | None = None,
+    batch_size: int | None = None,
+    runtime: str | None = None,
+    precision: str | None = None,
+    fast_preprocess: bool = True,
+    **options: Any,
 ) -> Encoder:
     """Load an encoder by spec; with no spec, the configured or default model (falling back to ``lite`` offline).
 
-    ``device``: auto (default), cpu, cuda, cuda:N or mps.
+    ``device``: auto (default), cpu, cuda, cuda:N or mps. ``runtime``: ``onnx`` (default on CPU) or ``torch``
+    (default on GPU); ``precision``: ``fp32`` (default) or ``int8`` (onnx only). ONNX exports are made once
+    per model, cached, and checked against torch; a failed check keeps torch and says so in the log.
+    ``fast_preprocess=False`` uses the model's own processor at full decode size (the reference pipeline).
     """
     from polymodal.config import load_settings
+    from polymodal.models.base import resolve_device
     from polymodal.models.default import resolve_model
+    from polymodal.models.runtime import check_runtime, use_onnx
 
     resolution = resolve_model(spec)
     if resolution.notice:
         log.warning(resolution.notice)
     parsed = parse_spec(resolution.spec)
-    device = device or load_settings().device
-    return backends()[parsed.scheme].load(parsed, device=device, batch_size=batch_size, **options)
+    device = resolve_device(device or load_settings().device)
+    runtime, precision = check_runtime(runtime, precision, device.split(":")[0])
+    if fast_preprocess is not True:
+        options["fast_preprocess"] = fast_preprocess
+    encoder = backends()[parsed.scheme].load(parsed, device=device, batch_size=batch_size, **options)
+    if runtime == "onnx":
+        use_onnx(encoder, precision)
+    return encoder
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -25,6 +25,45 @@ if TYPE_CHECKING:
 ImageInput = Union[str, "os.PathLike[str]", bytes, "Image.Image"]
 #: called after each batch with (items done, items in all)
 ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Network:
+    """One forward pass of a backend, as a torch module taking its named inputs in order.
+
+    The runtime layer runs it in torch or exports it to ONNX (``polymodal.models.runtime``).
+    """
+
+    module: Any  # torch.nn.Module
+    dynamic: dict[str, dict[int, str]]  # axes of each input that vary between calls (batch, sequence)
+
+
+SAMPLE_TEXTS = tuple(
+    f"{a} {b}" for a in ("a photo of", "a drawing of", "two", "a close-up of")
+    for b in ("a cat", "a red car", "a cup of coffee", "a mountain lake", "a city street at night",
+              "people at the beach", "a bowl of fruit", "an old bicycle")
+)
+
+
+def sample_images(n: int = 32) -> list[Any]:
+    """Deterministic synthetic pictures (gradients, shapes) for checking exported networks against torch."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(1234)
+    out = []
+    for _ in range(n):
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        ramp = np.linspace(0, 1, 96)[None, :, None]
+        pixels = (a * (1 - ramp) + b * ramp).repeat(72, axis=0).astype(np.uint8)
+        img = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(img)
+        for _ in range(3):
+            x, y = rng.integers(0, 80), rng.integers(0, 56)
+            box = (int(x), int(y), int(x + rng.integers(8, 40)), int(y + rng.integers(8, 30)))
+            fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        out.append(img)
+    return out
 
 
 @dataclass(frozen=True)
@@ -85,6 +124,12 @@ class Encoder(ABC):
         self.batch_size = int(batch_size or self.default_batch_size)
         if self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
+        self._networks: dict[str, Network] | None = None
+        self._runners: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
+        #: what each network runs on, e.g. {"image": "onnx-int8", "text": "torch"}
+        self.runtimes: dict[str, str] = {}
+        #: decoding threads that overlap with inference (0: decode on the calling thread)
+        self.decode_workers = min(4, os.cpu_count() or 1)
 
     # --- what a backend implements -------------------------------------------------------------------------
     @property
@@ -108,15 +153,62 @@ class Encoder(ABC):
 
     @abstractmethod
     def preprocess_image(self, image: Image.Image) -> Any:
-        """Turn one decoded RGB image into this model's input (usually a CHW float tensor)."""
+        """Turn one decoded RGB image into this model's input: a CHW float32 tensor."""
 
-    @abstractmethod
+    @property
+    def input_size(self) -> int | None:
+        """Side of the square the image network sees; lets JPEGs be decoded at reduced size."""
+        return None
+
+    # A backend either describes its networks (and gets torch/ONNX runtimes, batching and parity checks
+    # from here) or overrides _embed_image_batch/_embed_text_batch directly (torch only).
+    def build_networks(self) -> dict[str, Network]:
+        """{"image": Network(...), "text": Network(...)}: the image network takes ``pixel_values``."""
+        raise NotImplementedError
+
+    def text_inputs(self, texts: list[str], truncate: bool) -> dict[str, np.ndarray]:
+        """Tokenise: the text network's inputs by name, in the order it takes them.
+
+        Raise TextTooLongError for an over-long text unless ``truncate``.
+        """
+        raise NotImplementedError
+
+    def postprocess_image(self, output: np.ndarray) -> np.ndarray:
+        """Map the image network's output to embeddings (identity for CLIP-style towers)."""
+        return output
+
+    def networks(self) -> dict[str, Network]:
+        if self._networks is None:
+            self._networks = self.build_networks()
+        return self._networks
+
+    def sample_inputs(self, network: str) -> dict[str, np.ndarray]:
+        """Realistic inputs for one network, for export and parity checks."""
+        if network == "image":
+            return {"pixel_values": np.stack([np.asarray(self.preprocess_image(i)) for i in sample_images()])}
+        return self.text_inputs(list(SAMPLE_TEXTS), truncate=True)
+
+    def set_runner(self, network: str, runner: Callable[[dict[str, np.ndarray]], np.ndarray], label: str) -> None:
+        self._runners[network] = runner
+        self.runtimes[network] = label
+
+    def run(self, network: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        runner = self._runners.get(network)
+        if runner is None:
+            from polymodal.models.runtime import TorchRunner
+
+            runner = TorchRunner(self.networks()[network].module, self.device)
+            self.set_runner(network, runner, "torch")
+        return runner(inputs)
+
     def _embed_image_batch(self, batch: list[Any]) -> np.ndarray:
         """Embed preprocessed images; any scale, the base normalises."""
+        pixels = np.stack([np.asarray(x, dtype=np.float32) for x in batch])
+        return self.postprocess_image(self.run("image", {"pixel_values": pixels}))
 
-    @abstractmethod
     def _embed_text_batch(self, texts: list[str], truncate: bool) -> np.ndarray:
         """Embed texts; raise TextTooLongError for an over-long text unless ``truncate``."""
+        return self.run("text", self.text_inputs(texts, truncate))
 
     # --- derived ----------------------------------------------------------------------------------------------
     @property
@@ -137,8 +229,17 @@ class Encoder(ABC):
         )
 
     def load_image(self, item: ImageInput) -> Image.Image:
-        """Decode one input to an RGB PIL image with EXIF orientation applied."""
-        return load_image(item)
+        """Decode one input to an RGB PIL image with EXIF orientation applied.
+
+        JPEGs are decoded at a reduced size (DCT scaling) when the photo is much larger than the network's
+        input: the short side stays at least twice the input size, so the final resize still averages
+        over several source pixels, and decoding a 12-megapixel photo gets 3-4x cheaper.
+        """
+        size = self.input_size
+        return load_image(item, min_side=2 * size if size else None)
+
+    def _prepare(self, item: ImageInput) -> Any:
+        return self.preprocess_image(self.load_image(item))
 
     def encode_images(
         self,
@@ -151,15 +252,49 @@ class Encoder(ABC):
         items = list(items)
         size = int(batch_size or self.batch_size)
         out: list[np.ndarray] = []
-        for start in range(0, len(items), size):
-            chunk = items[start : start + size]
-            batch = [self.preprocess_image(self.load_image(item)) for item in chunk]
+        for done, batch in self._prepared_batches(items, size):
             out.append(self._embed_image_batch(batch))
             if progress is not None:
-                progress(min(start + size, len(items)), len(items))
+                progress(done, len(items))
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return _normalise(np.concatenate(out, axis=0))
+
+    def _prepared_batches(self, items: list[ImageInput], size: int) -> Iterator[tuple[int, list[Any]]]:
+        """Decoded, preprocessed batches; worker threads decode the next batch while this one is embedded.
+
+        At most two batches are in flight, so memory stays flat however many items there are. Pillow's
+        decoders and resizers release the GIL, so threads overlap with inference without extra processes.
+        """
+        if self.decode_workers <= 0 or len(items) <= 1:
+            for start in range(0, len(items), size):
+                yield min(start + size, len(items)), [self._prepare(x) for x in items[start : start + size]]
+            return
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="polymodal-decode") as pool:
+            pending: list[list[Future[Any]]] = []
+            starts = iter(range(0, len(items), size))
+
+            def submit() -> None:
+                start = next(starts, None)
+                if start is not None:
+                    pending.append([pool.submit(self._prepare, x) for x in items[start : start + size]])
+
+            submit()
+            submit()
+            done = 0
+            try:
+                while pending:
+                    futures = pending.pop(0)
+                    submit()
+                    batch = [f.result() for f in futures]  # re-raises the first bad item's error
+                    done += len(batch)
+                    yield done, batch
+            finally:
+                for futures in pending:
+                    for f in futures:
+                        f.cancel()
 
     def encode_texts(
         self,

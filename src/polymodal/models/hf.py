@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, TextTooLongError
-from polymodal.models.base import Encoder
+from polymodal.models.base import Encoder, Network
+from polymodal.models.preprocess import ImageTransform
 
 #: transformers ``model_type`` -> (model class name, how texts are padded)
 SUPPORTED: dict[str, tuple[str, str]] = {
@@ -69,7 +71,10 @@ def quiet_transformers() -> None:
 class HFEncoder(Encoder):
     backend = "hf"
 
-    def __init__(self, target: str, name: str, device: str | None = None, batch_size: int | None = None) -> None:
+    def __init__(
+        self, target: str, name: str, device: str | None = None, batch_size: int | None = None,
+        fast_preprocess: bool = True,
+    ) -> None:
         super().__init__(name, device, batch_size)
         try:
             import transformers
@@ -102,6 +107,7 @@ class HFEncoder(Encoder):
         # Tokenizers without a limit report a huge sentinel; the position table is the real bound.
         self._context = min(limit, max_pos) if isinstance(limit, int) and limit < 100_000 else max_pos
         self._dim = int(getattr(config, "projection_dim", None) or text_cfg.hidden_size)
+        self.transform = pil_transform(self.processor) if fast_preprocess else None
 
     @property
     def dim(self) -> int:
@@ -120,46 +126,97 @@ class HFEncoder(Encoder):
     def context_length(self) -> int:
         return self._context
 
+    @property
+    def input_size(self) -> int | None:
+        return self.transform.crop if self.transform else None
+
     def preprocess_image(self, image: Any) -> Any:
+        if self.transform is not None:
+            return self.transform(image)
         return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
 
-    @staticmethod
-    def _features(out: Any) -> Any:
-        # transformers 5 returns a model output whose pooler_output holds the projected features.
-        return out if hasattr(out, "shape") else out.pooler_output
-
-    def _embed_image_batch(self, batch: list[Any]) -> np.ndarray:
-        import torch
-
-        pixels = torch.stack(batch).to(self.device)
-        with torch.inference_mode():
-            feats = self._features(self.model.get_image_features(pixel_values=pixels))
-        return feats.float().cpu().numpy()
-
-    def tokenize(self, texts: list[str], truncate: bool) -> dict[str, Any]:
+    def text_inputs(self, texts: list[str], truncate: bool) -> dict[str, np.ndarray]:
         if not truncate:
             for text, ids in zip(texts, self.tokenizer(texts, truncation=False)["input_ids"]):
                 if len(ids) > self._context:
                     raise TextTooLongError(text, self._context, len(ids))
-        return dict(
-            self.tokenizer(
-                texts, padding=self.padding, truncation=True, max_length=self._context, return_tensors="pt"
-            )
+        enc = self.tokenizer(
+            texts, padding=self.padding, truncation=True, max_length=self._context, return_tensors="np"
         )
+        names = ["input_ids"]
+        if self.model_type != "siglip":  # SigLIP attends to its padding, as in training (no mask given)
+            names.append("attention_mask")
+        if self.model_type == "chinese_clip":
+            names.append("token_type_ids")
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        # A tokenizer that gives no segment ids means a single segment: zeros, as BERT assumes.
+        return {n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(ids) for n in names}
 
-    def _embed_text_batch(self, texts: list[str], truncate: bool) -> np.ndarray:
+    def tokenize(self, texts: list[str], truncate: bool) -> dict[str, Any]:
+        """``text_inputs`` as torch tensors, for training code that calls the model directly."""
         import torch
 
-        keep = {"input_ids", "attention_mask"}
-        if self.model_type == "siglip":
-            keep = {"input_ids"}  # SigLIP attends to its padding, as in training (its tokenizer gives no mask)
-        elif self.model_type == "chinese_clip":
-            keep.add("token_type_ids")
-        batch = {k: v.to(self.device) for k, v in self.tokenize(texts, truncate).items() if k in keep}
-        with torch.inference_mode():
-            feats = self._features(self.model.get_text_features(**batch))
-        return feats.float().cpu().numpy()
+        return {k: torch.as_tensor(v) for k, v in self.text_inputs(texts, truncate).items()}
+
+    @staticmethod
+    def _features(out: Any) -> Any:
+        return _features(out)
+
+    def build_networks(self) -> dict[str, Network]:
+        text_names = ["input_ids"] + (["attention_mask"] if self.model_type != "siglip" else [])
+        if self.model_type == "chinese_clip":
+            text_names.append("token_type_ids")
+        return {
+            "image": Network(_ImageTower(self.model), {"pixel_values": {0: "batch"}}),
+            "text": Network(_TextTower(self.model, text_names), {n: {0: "batch", 1: "tokens"} for n in text_names}),
+        }
 
 
-def load(spec: Any, device: str | None = None, batch_size: int | None = None) -> HFEncoder:
-    return HFEncoder(spec.target, str(spec.raw), device=device, batch_size=batch_size)
+def _features(out: Any) -> Any:
+    # transformers 5 returns a model output whose pooler_output holds the projected features.
+    return out if hasattr(out, "shape") else out.pooler_output
+
+
+class _ImageTower(nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: Any) -> Any:
+        return _features(self.model.get_image_features(pixel_values=pixel_values))
+
+
+class _TextTower(nn.Module):
+    def __init__(self, model: Any, names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
+        # Explicit arguments, not *args: torch.export matches dynamic shapes to the signature.
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return _features(self.model.get_text_features(**{n: given[n] for n in self.names}))
+
+
+def pil_transform(processor: Any) -> ImageTransform | None:
+    """Our PIL transform when it computes what ``processor`` computes (resize short side, centre crop,
+    rescale, normalise): CLIP's and Chinese-CLIP's processors. Others (SigLIP's squash resize) keep theirs."""
+    size = getattr(processor, "size", None) or {}
+    crop = getattr(processor, "crop_size", None) or {}
+    if not (
+        "shortest_edge" in size
+        and getattr(processor, "do_center_crop", False)
+        and crop.get("height") == crop.get("width")
+        and getattr(processor, "do_resize", True)
+        and getattr(processor, "do_normalize", True)
+        and abs(float(getattr(processor, "rescale_factor", 1 / 255)) - 1 / 255) < 1e-9
+    ):
+        return None
+    return ImageTransform(
+        resize=int(size["shortest_edge"]), crop=int(crop["height"]),
+        mean=tuple(float(x) for x in processor.image_mean), std=tuple(float(x) for x in processor.image_std),
+    )
+
+
+def load(spec: Any, device: str | None = None, batch_size: int | None = None, **options: Any) -> HFEncoder:
+    return HFEncoder(spec.target, str(spec.raw), device=device, batch_size=batch_size, **options)

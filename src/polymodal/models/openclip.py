@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, ModelSpecError, TextTooLongError
-from polymodal.models.base import Encoder
+from polymodal.models.base import Encoder, Network
 
 
 def detect_dir(path: Path) -> bool:
@@ -67,8 +68,13 @@ def list_known() -> list:
 class OpenCLIPEncoder(Encoder):
     backend = "open_clip"
 
-    def __init__(self, target: str, name: str, device: str | None = None, batch_size: int | None = None) -> None:
+    def __init__(
+        self, target: str, name: str, device: str | None = None, batch_size: int | None = None,
+        fast_preprocess: bool = True,
+    ) -> None:
         super().__init__(name, device, batch_size)
+        # open_clip's transform is PIL-based already; the fast path only adds reduced-size JPEG decoding.
+        self.fast_preprocess = fast_preprocess
         open_clip = _import_open_clip()
         model_name, pretrained = open_clip_name(target)
         try:
@@ -104,14 +110,15 @@ class OpenCLIPEncoder(Encoder):
     def context_length(self) -> int:
         return self._context
 
+    @property
+    def input_size(self) -> int | None:
+        if not self.fast_preprocess:
+            return None
+        size = self.model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
     def preprocess_image(self, image: Any) -> Any:
         return self.preprocess(image)
-
-    def _embed_image_batch(self, batch: list[Any]) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            return self.model.encode_image(torch.stack(batch).to(self.device)).float().cpu().numpy()
 
     def _check_lengths(self, texts: list[str]) -> None:
         encode = getattr(self.tokenizer, "encode", None)
@@ -122,15 +129,27 @@ class OpenCLIPEncoder(Encoder):
             if n > self._context:
                 raise TextTooLongError(text, self._context, n)
 
-    def _embed_text_batch(self, texts: list[str], truncate: bool) -> np.ndarray:
-        import torch
-
+    def text_inputs(self, texts: list[str], truncate: bool) -> dict[str, np.ndarray]:
         if not truncate:
             self._check_lengths(texts)
-        with torch.inference_mode():
-            tokens = self.tokenizer(texts).to(self.device)
-            return self.model.encode_text(tokens).float().cpu().numpy()
+        return {"input_ids": self.tokenizer(texts).numpy().astype(np.int64)}
+
+    def build_networks(self) -> dict[str, Network]:
+        return {
+            "image": Network(_Tower(self.model.encode_image), {"pixel_values": {0: "batch"}}),
+            "text": Network(_Tower(self.model.encode_text), {"input_ids": {0: "batch"}}),
+        }
 
 
-def load(spec: Any, device: str | None = None, batch_size: int | None = None) -> OpenCLIPEncoder:
-    return OpenCLIPEncoder(spec.target, str(spec.raw), device=device, batch_size=batch_size)
+class _Tower(nn.Module):
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.model = fn.__self__  # registered, so the weights belong to this module's state dict
+
+    def forward(self, x: Any) -> Any:
+        return self.fn(x)
+
+
+def load(spec: Any, device: str | None = None, batch_size: int | None = None, **options: Any) -> OpenCLIPEncoder:
+    return OpenCLIPEncoder(spec.target, str(spec.raw), device=device, batch_size=batch_size, **options)

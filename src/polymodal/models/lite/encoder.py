@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.models.base import Encoder
+from polymodal.models.base import Encoder, Network
 from polymodal.models.preprocess import ImageTransform
 
 TOP_T = 10
@@ -29,6 +29,7 @@ PROMPT = "a photo of a {}."
 LOGIT_SCALE = 25.0
 #: bump when anything that changes image embeddings changes, so stored libraries know they are stale
 VERSION = "1"
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class LiteEncoder(Encoder):
@@ -42,8 +43,10 @@ class LiteEncoder(Encoder):
         top_t: int = TOP_T,
         temperature: float = TEMPERATURE,
         prompt: str = PROMPT,
+        fast_preprocess: bool = True,  # False: decode JPEGs at full size (the transform is the reference)
     ) -> None:
         super().__init__(name, device, batch_size)
+        self.fast_preprocess = fast_preprocess
         from polymodal.models.lite.efficientnet import LITE0_RESOLUTION, load_lite0
         from polymodal.models.lite.minilm import MiniLM
 
@@ -94,23 +97,35 @@ class LiteEncoder(Encoder):
             pass  # a read-only cache only costs time
         return emb
 
+    @property
+    def input_size(self) -> int | None:
+        return self.transform.crop if self.fast_preprocess else None
+
     def preprocess_image(self, image: Any) -> Any:
         return self.transform(image)
 
+    def build_networks(self) -> dict[str, Network]:
+        return {
+            "image": Network(self.classifier, {"pixel_values": {0: "batch"}}),
+            "text": Network(self.text.network(), {n: {0: "batch", 1: "tokens"} for n in TEXT_INPUTS}),
+        }
+
+    def text_inputs(self, texts: list[str], truncate: bool) -> dict[str, np.ndarray]:
+        return self.text.inputs(texts, truncate)
+
     def class_probabilities(self, batch: list[Any]) -> np.ndarray:
-        import torch
+        pixels = np.stack([np.asarray(x, dtype=np.float32) for x in batch])
+        return self._softmax(self.run("image", {"pixel_values": pixels}))
 
-        x = torch.stack(batch).to(self.device)
-        with torch.inference_mode():
-            logits = self.classifier(x)
-        return torch.softmax(logits / self.temperature, dim=-1).float().cpu().numpy()
+    def _softmax(self, logits: np.ndarray) -> np.ndarray:
+        z = logits / self.temperature
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
-    def _embed_image_batch(self, batch: list[Any]) -> np.ndarray:
-        probs = self.class_probabilities(batch)
+    def postprocess_image(self, output: np.ndarray) -> np.ndarray:
+        """ConSE: the probability-weighted mean of the top-T class embeddings."""
+        probs = self._softmax(output)
         top = np.argsort(-probs, axis=1)[:, : self.top_t]
         weights = np.take_along_axis(probs, top, axis=1)
         weights /= weights.sum(axis=1, keepdims=True)
         return np.einsum("nt,ntd->nd", weights, self.class_embeddings[top])
-
-    def _embed_text_batch(self, texts: list[str], truncate: bool) -> np.ndarray:
-        return self.text.encode(texts, truncate=truncate)

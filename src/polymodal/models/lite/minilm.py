@@ -7,8 +7,10 @@ states (its ``1_Pooling/config.json``), L2-normalised; we compute exactly that w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from torch import nn
 
 from polymodal.errors import MissingDependencyError, TextTooLongError
 
@@ -39,19 +41,39 @@ class MiniLM:
         self.model = AutoModel.from_pretrained(str(path)).eval().to(device)
         self.device = device
 
-    def encode(self, texts: list[str], truncate: bool = False) -> np.ndarray:
-        import torch
-
+    def inputs(self, texts: list[str], truncate: bool = False) -> dict[str, np.ndarray]:
         if not truncate:
             lengths = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
             for text, ids in zip(texts, lengths):
                 if len(ids) > MAX_SEQ_LENGTH:
                     raise TextTooLongError(text, MAX_SEQ_LENGTH, len(ids))
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt"
-        ).to(self.device)
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="np")
+        return {n: np.asarray(batch[n], dtype=np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def network(self) -> Any:
+        return MeanPooled(self.model)
+
+    def encode(self, texts: list[str], truncate: bool = False) -> np.ndarray:
+        """Sentence embeddings with torch (used once per install for the class prompts)."""
+        import torch
+
+        module = self.network()
+        tensors = [torch.as_tensor(v).to(self.device) for v in self.inputs(texts, truncate).values()]
         with torch.inference_mode():
-            states = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            return module(*tensors).float().cpu().numpy()
+
+
+class MeanPooled(nn.Module):
+    """BERT token states -> attention-masked mean -> L2 normalisation (sentence-transformers' recipe)."""
+
+    def __init__(self, bert: Any) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        states = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+        return nn.functional.normalize(pooled, dim=-1)

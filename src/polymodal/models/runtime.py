@@ -1,0 +1,258 @@
+"""Where an encoder's networks run: PyTorch, or ONNX Runtime in fp32 or int8.
+
+A backend describes its forward passes as plain ``torch.nn.Module`` networks ("image" and "text") that take
+numpy-convertible inputs by name and return one array. This module runs them in torch, or exports them to
+ONNX once per (model weights, network, precision, versions), caches the export in the cache dir, checks it
+against torch on sample inputs, and swaps it in. A failed export or parity check keeps torch and says why
+in one log line: never a silent change of numbers.
+
+int8 is ONNX Runtime's dynamic quantisation (weights int8, activations quantised per batch at run time),
+which needs no calibration data and suits the matmul-heavy transformer towers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from polymodal.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from polymodal.models.base import Encoder
+
+log = logging.getLogger("polymodal")
+
+RUNTIMES = ("torch", "onnx")
+PRECISIONS = ("fp32", "int8")
+#: bump when the export recipe changes, so old cached exports are not reused
+EXPORT_VERSION = "1"
+FP32_MIN_COSINE = 0.999
+INT8_MIN_COSINE = 0.99
+#: share of top-10 neighbours that must survive int8 ("mostly unchanged")
+INT8_MIN_AGREEMENT = 0.7
+
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+class TorchRunner:
+    def __init__(self, module: nn.Module, device: str) -> None:
+        self.module = module
+        self.device = device
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        tensors = [torch.as_tensor(v).to(self.device) for v in inputs.values()]
+        with torch.inference_mode():
+            return self.module(*tensors).float().cpu().numpy()
+
+
+class OnnxRunner:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: np.ascontiguousarray(inputs[name]) for name in self.names}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    network: str
+    precision: str
+    min_cosine: float
+    mean_cosine: float
+    top10_agreement: float  # mean share of each sample's 10 nearest samples kept by the export
+    passed: bool
+
+
+def check_runtime(runtime: str | None, precision: str | None, device: str) -> tuple[str, str]:
+    """Validate and default: ONNX on CPU, torch on a GPU; fp32 unless int8 is asked for."""
+    precision = precision or "fp32"
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if runtime is None:
+        runtime = "onnx" if device == "cpu" else "torch"
+    if runtime not in RUNTIMES:
+        raise InputError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if runtime == "onnx" and device != "cpu":
+        raise InputError(f"the onnx runtime runs on the CPU here; use --runtime torch for device {device}")
+    if runtime == "torch" and precision == "int8":
+        raise InputError("int8 runs on the onnx runtime; use --runtime onnx --precision int8")
+    return runtime, precision
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A hash of every parameter and buffer: the export cache is invalidated when any weight changes."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _versions() -> str:
+    import onnxruntime
+    import torch
+
+    return f"torch{torch.__version__}-ort{onnxruntime.__version__}-export{EXPORT_VERSION}"
+
+
+def _export_fp32(module: nn.Module, example: dict[str, np.ndarray], dynamic: dict[str, dict[int, str]],
+                 path: Path) -> None:
+    import warnings
+
+    import torch
+
+    args = tuple(torch.as_tensor(v) for v in example.values())
+    shapes = tuple({axis: torch.export.Dim.DYNAMIC for axis in dynamic.get(name, {})} for name in example)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    # The torch.export (dynamo) exporter: the older TorchScript tracer bakes transformers' attention-mask
+    # code into constants and gave a MiniLM export at cosine 0.93 to torch; this one matches to 1e-6.
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(tmp), input_names=list(example), output_names=["output"], dynamic_shapes=shapes,
+            dynamo=True, external_data=False, verbose=False,
+        )
+    tmp.replace(path)  # atomic: a concurrent process sees the old state or the whole file
+
+
+class _quiet_root_logger:
+    """onnxruntime's quantiser and torch's exporter log advice at WARNING on the root logger; the library
+    does not print, so hold the root logger at ERROR while they run."""
+
+    def __enter__(self) -> None:
+        self.level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().setLevel(self.level)
+
+
+def _quantise(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}.onnx")
+    with _quiet_root_logger():
+        # Matrix products only: dynamic int8 convolutions lose too much (EfficientNet fell to cosine 0.49),
+        # while the transformer towers, where the time goes, are nearly all MatMul/Gemm.
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    tmp.replace(dst)
+
+
+def _parity(network: str, precision: str, ref: np.ndarray, got: np.ndarray) -> ParityReport:
+    ref2 = ref.reshape(len(ref), -1).astype(np.float64)
+    got2 = got.reshape(len(got), -1).astype(np.float64)
+    cos = (ref2 * got2).sum(1) / np.maximum(np.linalg.norm(ref2, axis=1) * np.linalg.norm(got2, axis=1), 1e-12)
+    k = min(10, len(ref2) - 1)
+    agreement = 1.0
+    if k > 0:
+        def neighbours(x: np.ndarray) -> np.ndarray:
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            sim = x @ x.T
+            np.fill_diagonal(sim, -np.inf)
+            return np.argsort(-sim, axis=1)[:, :k]
+
+        a, b = neighbours(ref2), neighbours(got2)
+        agreement = float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
+    min_cos = FP32_MIN_COSINE if precision == "fp32" else INT8_MIN_COSINE
+    passed = bool(cos.min() >= min_cos and (precision == "fp32" or agreement >= INT8_MIN_AGREEMENT))
+    return ParityReport(network, precision, float(cos.min()), float(cos.mean()), agreement, passed)
+
+
+def onnx_runner(
+    encoder: Encoder, network: str, precision: str, threads: int | None = None
+) -> tuple[Runner, ParityReport]:
+    """Export (or reuse) one network of ``encoder`` and check it; raises RuntimeError when parity fails."""
+    from polymodal.paths import cache_dir
+
+    net = encoder.networks()[network]
+    samples = encoder.sample_inputs(network)
+    key = hashlib.blake2b(
+        f"{weights_digest(net.module)}|{network}|{type(net.module).__qualname__}|{_versions()}".encode(),
+        digest_size=12,
+    ).hexdigest()
+    folder = cache_dir() / "onnx" / f"{encoder.backend}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = folder / f"{network}-fp32.onnx"
+    target = fp32 if precision == "fp32" else folder / f"{network}-{precision}.onnx"
+    report_file = folder / f"{network}-{precision}.parity.json"
+    if not fp32.exists():
+        log.info("exporting the %s network of %s to ONNX (once; cached in %s)", network, encoder.name, folder)
+        _export_fp32(net.module, samples, net.dynamic, fp32)
+    if not target.exists():
+        _quantise(fp32, target)
+    runner = OnnxRunner(target, threads)
+    if report_file.exists():
+        report = ParityReport(**json.loads(report_file.read_text(encoding="utf-8")))
+    else:
+        ref = TorchRunner(net.module, "cpu")(samples)
+        report = _parity(network, precision, ref, runner(samples))
+        report_file.write_text(json.dumps(asdict(report)), encoding="utf-8")
+    if not report.passed:
+        raise RuntimeError(
+            f"{precision} ONNX export of the {network} network failed its parity check "
+            f"(min cosine {report.min_cosine:.4f}, top-10 agreement {report.top10_agreement:.2f})"
+        )
+    return runner, report
+
+
+def cache_dir_reports() -> list[dict[str, Any]]:
+    """Every parity report in the export cache (for ``polymodal models --exports`` and tests)."""
+    from polymodal.paths import cache_dir
+
+    out = []
+    for path in sorted((cache_dir() / "onnx").glob("*/*.parity.json")):
+        try:
+            out.append({"folder": path.parent.name, **json.loads(path.read_text(encoding="utf-8"))})
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def use_onnx(encoder: Encoder, precision: str, threads: int | None = None) -> list[ParityReport]:
+    """Swap every network of ``encoder`` to ONNX Runtime; any network that cannot keeps torch, said in the log."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        log.warning("onnxruntime is not installed; %s runs on torch (pip install onnxruntime)", encoder.name)
+        return []
+    reports = []
+    try:
+        names = list(encoder.networks())
+    except NotImplementedError:
+        log.warning("%s does not describe its networks for export; it runs on torch", encoder.name)
+        return []
+    for name in names:
+        # int8 that fails its check falls back to fp32 ONNX, and fp32 that fails falls back to torch.
+        for prec in (precision, "fp32") if precision != "fp32" else ("fp32",):
+            try:
+                runner, report = onnx_runner(encoder, name, prec, threads)
+            except Exception as exc:  # noqa: BLE001 - any export failure falls back, loudly
+                fallback = "fp32 ONNX" if prec != "fp32" else "torch"
+                reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                log.warning("%s: %s; the %s network runs on %s instead", encoder.name, reason, name, fallback)
+                continue
+            encoder.set_runner(name, runner, f"onnx-{prec}")
+            reports.append(report)
+            break
+    return reports
