@@ -280,7 +280,7 @@ class LiteAdapter(Adapter):
     def save(self, out: Path, wise_alpha: float) -> None:
         from polymodal.models.lite.tuned import save_tuned
 
-        save_tuned(out, self.head.proj.weight, self.head.proj.bias, float(self.head.logit_scale.exp()), wise_alpha)
+        save_tuned(out, self.head.proj.weight, self.head.proj.bias, float(self.head.logit_scale.detach().exp()), wise_alpha)
 
 
 def adapter_for(encoder: Encoder) -> Adapter:
