@@ -55,7 +55,7 @@ def test_pairs_from_a_folder_with_caption_sidecars(tmp_path):
     pairs = read_pairs(tmp_path)
     assert [p.text for p in pairs.pairs] == ["a red square", "a blue square", "a green square"]
     draw("red", "dot", rng).save(tmp_path / "3.png")
-    with pytest.raises(InputError, match="3.png has no caption sidecar 3.txt"):
+    with pytest.raises(InputError, match=r"3\.png has no caption sidecar 3\.txt"):
         read_pairs(tmp_path)
     skipped = read_pairs(tmp_path, skip_bad=True)
     assert len(skipped.pairs) == 3 and "3.png" in skipped.skipped[0].reason
@@ -100,10 +100,9 @@ def test_cli_finetune_json_and_errors(tiny_clip, shape_pairs, tmp_path, capsys):
 
 
 def test_open_clip_fine_tune_saves_open_clips_own_format(tmp_path, shape_pairs):
-    from tiny_models import make_tiny_open_clip
-
     from polymodal.models import load_model, parse_spec
     from polymodal.train.finetune import FinetuneConfig, finetune
+    from tiny_models import make_tiny_open_clip
 
     base = make_tiny_open_clip(tmp_path / "oc")
     out = tmp_path / "oc-tuned"

@@ -280,7 +280,8 @@ class LiteAdapter(Adapter):
     def save(self, out: Path, wise_alpha: float) -> None:
         from polymodal.models.lite.tuned import save_tuned
 
-        save_tuned(out, self.head.proj.weight, self.head.proj.bias, float(self.head.logit_scale.detach().exp()), wise_alpha)
+        scale = float(self.head.logit_scale.detach().exp())
+        save_tuned(out, self.head.proj.weight, self.head.proj.bias, scale, wise_alpha)
 
 
 def adapter_for(encoder: Encoder) -> Adapter:
