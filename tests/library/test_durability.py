@@ -1,0 +1,119 @@
+"""A killed indexer loses nothing committed and the next run completes without duplicates; readers running
+beside a writer always see a whole library; a second writer is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from library_helpers import noise_images
+
+from polymodal.errors import LibraryLockedError, NotALibraryError
+from polymodal.library import Library
+
+
+def _start_indexer(folder: Path, lib: Path, batch: int = 8) -> subprocess.Popen:
+    env = {**os.environ, "POLYMODAL_MODEL": "lite", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "polymodal", "index", str(folder), "--library", str(lib), "--model", "lite",
+         "--batch-size", str(batch)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _snapshot(lib_dir: Path, encoder) -> tuple[int, int] | None:
+    """(items, files) of a freshly opened library, after checking the invariants a reader relies on."""
+    try:
+        lib = Library.open(lib_dir, create=False, model=encoder)
+    except NotALibraryError:
+        return None
+    if lib.store.items() is None:
+        return None
+    # Files first: they are committed after their items, so items read later cover every file read here.
+    files = lib.store.scan(lib.store.files(), ["path", "item_id"]).to_pylist()
+    items = lib.store.scan(lib.store.items(), ["id", "paths"]).to_pylist()
+    ids = Counter(r["id"] for r in items)
+    assert all(n == 1 for n in ids.values()), "an item appears twice"
+    paths = Counter(p for r in items for p in r["paths"])
+    assert all(n == 1 for n in paths.values()), "a path belongs to two items"
+    assert all(r["paths"] for r in items), "an item without a path"
+    # Every recorded file points to an item that exists (items are committed before files).
+    assert {f["item_id"] for f in files} <= set(ids)
+    hits = lib.search("a colourful picture", k=5)
+    assert len(hits) == min(5, len(items)) and all(h.path for h in hits)
+    return len(items), len(files)
+
+
+def _wait_for(lib_dir: Path, encoder, proc: subprocess.Popen, at_least: int, timeout: float = 50) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = _snapshot(lib_dir, encoder)
+        if snap and snap[1] >= at_least:
+            return snap
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "indexer exited"
+        time.sleep(0.2)
+    raise AssertionError("the indexer made no progress")
+
+
+# A subprocess loading the model on a CPU shared with other jobs can take a while: allow more than the default.
+@pytest.mark.timeout(300)
+def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, lite_encoder):
+    folder = tmp_path / "imgs"
+    n = 120
+    noise_images(folder, n)
+    lib_dir = tmp_path / "lib"
+    proc = _start_indexer(folder, lib_dir)
+    try:
+        _wait_for(lib_dir, lite_encoder, proc, at_least=24)
+        assert proc.poll() is None, "the indexer finished before it could be killed; give it more files"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    items_after_kill, files_after_kill = _snapshot(lib_dir, lite_encoder)
+    assert 24 <= files_after_kill < n and items_after_kill >= files_after_kill
+    lib = Library.open(lib_dir, model=lite_encoder)
+    assert lib.status().last_job.state == "interrupted"
+    report = lib.add([folder])
+    # Nothing committed before the kill is embedded again; everything else is, once.
+    assert report.skipped == files_after_kill
+    assert report.added + report.duplicates + report.skipped == n and report.failed == 0
+    items, files = _snapshot(lib_dir, lite_encoder)
+    assert (items, files) == (n, n)
+    rows = lib.store.scan(lib.store.items(), ["paths"]).to_pylist()
+    assert sorted(p for r in rows for p in r["paths"]) == sorted(str(p) for p in folder.iterdir())
+    assert lib.status().last_job.state == "done"
+
+
+@pytest.mark.timeout(300)
+def test_reader_sees_a_consistent_library_while_a_writer_commits(tmp_path, lite_encoder):
+    folder = tmp_path / "imgs"
+    n = 120
+    noise_images(folder, n, seed=1)
+    lib_dir = tmp_path / "lib"
+    proc = _start_indexer(folder, lib_dir)
+    seen = []
+    try:
+        seen.append(_wait_for(lib_dir, lite_encoder, proc, at_least=8))
+        with pytest.raises(LibraryLockedError, match="another polymodal process"):
+            Library.open(lib_dir).add([folder])
+        while proc.poll() is None:
+            snap = _snapshot(lib_dir, lite_encoder)  # asserts the invariants on every read
+            if snap:
+                seen.append(snap)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+    counts = [s[0] for s in seen]
+    assert counts == sorted(counts), "a reader saw the library shrink"
+    assert len(set(counts)) >= 3, "the reader never caught the writer mid-run"
+    assert _snapshot(lib_dir, lite_encoder) == (n, n)
