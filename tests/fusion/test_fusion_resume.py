@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from synthetic import matching
@@ -49,3 +50,40 @@ def test_resume_refuses_a_state_made_with_other_settings(tmp_path):
     other = TrainConfig(epochs=8, patience=100, seed=4)
     with pytest.raises(CheckpointError, match="other settings"):
         fit(CONFIG, train, val, other, classes=["d", "s"], state_dir=state, resume=True)
+
+
+def test_train_resume_through_the_pipeline(tmp_path, tiny_clip):
+    import json
+
+    from shapes import COLOURS, draw, write_jsonl
+
+    from polymodal.errors import CheckpointError
+    from polymodal.fusion import TrainOptions, train_fusion
+    from polymodal.models import load_model
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for colour in list(COLOURS)[:3]:
+        for k in range(8):
+            draw(colour, "square", rng).save(tmp_path / f"{colour}{k}.png")
+            rows.append({"image": f"{colour}{k}.png", "label": colour})
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    encoder = load_model(str(tiny_clip))
+    options = TrainOptions(fusions=("late",), out=tmp_path / "m", train=TrainConfig(epochs=6, patience=100))
+    whole = train_fusion(data, options, encoder=encoder)
+
+    def stop(kind, epoch, total, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    cut = TrainOptions(fusions=("late",), out=tmp_path / "cut", train=TrainConfig(epochs=6, patience=100))
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train_fusion(data, TrainOptions(out=tmp_path / "none", resume=True), encoder=encoder)
+    with pytest.raises(TrainingInterrupted):
+        train_fusion(data, cut, encoder=encoder, on_epoch=stop)
+    resumed = train_fusion(data, TrainOptions(fusions=("late",), out=tmp_path / "cut", resume=True,
+                                              train=TrainConfig(epochs=6, patience=100)), encoder=encoder)
+    assert resumed.summary() == whole.summary()
+    a = json.loads((tmp_path / "m" / "fusion.json").read_text())["history"]
+    b = json.loads((tmp_path / "cut" / "fusion.json").read_text())["history"]
+    assert a == b

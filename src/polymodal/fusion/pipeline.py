@@ -24,6 +24,7 @@ from polymodal.fusion.trainer import EpochRecord, TrainConfig, evaluate, fit, pr
 if TYPE_CHECKING:
     from polymodal.models.base import Encoder
 
+STATE_DIR = "resume-state"
 #: (done, total) while embedding rows
 EncodeCallback = Callable[[int, int], None]
 #: (fusion kind, epoch, epochs at most, record) after each epoch
@@ -157,13 +158,18 @@ def train_fusion(
     train, val, test = (fs.subset(splits[s]) for s in ("train", "val", "test"))
     spec = canonical_spec(encoder.name)
     several = len(options.fusions) > 1
+    outs = {k: Path(options.out) / k if several else Path(options.out) for k in options.fusions}
+    if options.resume and not any((o / STATE_DIR).exists() for o in outs.values()):
+        raise CheckpointError(f"nothing to resume in {options.out}: no interrupted run there (drop --resume)")
     results: dict[str, StrategyResult] = {}
     for kind in options.fusions:
         config = FusionConfig(kind, fs.modalities, fs.dims, len(classes), **asdict(options.fusion))
-        out = Path(options.out) / kind if several else Path(options.out)
+        out = outs[kind]
         epoch_cb = None if on_epoch is None else (lambda e, n, r, k=kind: on_epoch(k, e, n, r))
+        # With --compare, a strategy that had finished before the interruption has no state left; training
+        # it again is deterministic and gives the checkpoint it already had.
         fitted = fit(config, train, val, options.train, classes=classes, on_epoch=epoch_cb,
-                     state_dir=out / "resume-state", resume=options.resume and (out / "resume-state").exists())
+                     state_dir=out / STATE_DIR, resume=options.resume and (out / STATE_DIR).exists())
         test_m = evaluate(fitted.model, test, classes, options.train.device)
         val_m = evaluate(fitted.model, val, classes, options.train.device)
         save_checkpoint(out, fitted.model, FusionCheckpoint(
