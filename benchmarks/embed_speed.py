@@ -1,0 +1,254 @@
+"""Image embedding speed on CPU: polymodal (fp32, int8) against the reference pipelines, side by side.
+
+    python benchmarks/embed_speed.py [--n 200] [--write]
+
+Makes N 4000x3000 JPEG photos (quality 90) from scikit-image's sample photos (scaled, cropped, colour
+jittered), then embeds them with a ViT-B/32 CLIP (random weights: same FLOPs as the real one):
+  (a) references: PIL open -> the model's own preprocessing -> PyTorch fp32, batch 32; once with
+      transformers' CLIPImageProcessor + CLIPModel and once with open_clip's preprocess + model, the
+      same weights in both;
+  (b) polymodal fp32 (its defaults: ONNX Runtime, reduced-size JPEG decode, threaded decode);
+  (c) polymodal int8.
+Each pipeline runs in its own process, so its peak RSS is its own. Also: model-only rates on pre-decoded
+tensors, and single-query text latency. ``--write`` puts the table in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+
+BATCH = 32
+
+
+def make_photos(n: int) -> list[Path]:
+    import skimage
+    from PIL import Image, ImageEnhance
+
+    folder = OUT / "photos-4000x3000"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"photo_{i:04d}.jpg" for i in range(n)]
+    todo = [p for p in paths if not p.exists()]
+    if todo:
+        data = Path(skimage.__file__).parent / "data"
+        sources = [Image.open(data / f).convert("RGB") for f in (
+            "chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png", "horse.png")]
+        rng = np.random.default_rng(0)
+        for p in todo:
+            i = int(p.stem.split("_")[1])
+            src = sources[i % len(sources)]
+            w, h = src.size
+            cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            img = src.crop((x, y, x + cw, y + ch)).resize((4000, 3000), Image.Resampling.BICUBIC)
+            img = ImageEnhance.Color(img).enhance(rng.uniform(0.7, 1.3))
+            img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+            img.save(p, quality=90)
+    return paths
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _stage(name: str, paths: list[str], hf_dir: str, oc_dir: str) -> dict:
+    """One pipeline, in this (child) process."""
+    import torch
+    from PIL import Image
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    if name.startswith("ref-"):
+        if name == "ref-transformers":
+            from transformers import CLIPImageProcessor, CLIPModel
+
+            model = CLIPModel.from_pretrained(hf_dir).eval()
+            proc = CLIPImageProcessor.from_pretrained(hf_dir)
+
+            def prep(batch: list) -> torch.Tensor:
+                return proc(images=batch, return_tensors="pt")["pixel_values"]
+
+            def embed(x: torch.Tensor) -> torch.Tensor:
+                return model.get_image_features(pixel_values=x).pooler_output
+        else:
+            import open_clip
+
+            model, _, pre = open_clip.create_model_and_transforms(f"local-dir:{oc_dir}")
+            model.eval()
+
+            def prep(batch: list) -> torch.Tensor:
+                return torch.stack([pre(i) for i in batch])
+
+            def embed(x: torch.Tensor) -> torch.Tensor:
+                return model.encode_image(x)
+
+        start = time.perf_counter()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(paths), BATCH):
+                images = [Image.open(p).convert("RGB") for p in paths[i : i + BATCH]]
+                out.append(embed(prep(images)).numpy())
+        elapsed = time.perf_counter() - start
+        emb = np.concatenate(out)
+    else:
+        import polymodal
+
+        runtime, precision = {"polymodal-fp32": ("onnx", "fp32"), "polymodal-int8": ("onnx", "int8"),
+                              "polymodal-torch": ("torch", "fp32")}[name]
+        enc = polymodal.load_model(hf_dir, runtime=runtime, precision=precision, batch_size=BATCH)
+        enc.encode_images(paths[:2])  # warm-up (and first-time export, not timed)
+        start = time.perf_counter()
+        emb = enc.encode_images(paths)
+        elapsed = time.perf_counter() - start
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    np.save(OUT / f"emb-{name}.npy", emb)
+    return {"stage": name, "images_per_s": len(paths) / elapsed, "seconds": elapsed, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _model_only(hf_dir: str) -> dict:
+    """Image-tower rate on pre-decoded tensors, and single short text query latency."""
+    import torch
+
+    import polymodal
+
+    x = np.random.default_rng(0).standard_normal((BATCH, 3, 224, 224)).astype(np.float32)
+    rates, latency = {}, {}
+    for label, runtime, precision in (("torch-fp32", "torch", "fp32"), ("onnx-fp32", "onnx", "fp32"),
+                                      ("onnx-int8", "onnx", "int8")):
+        enc = polymodal.load_model(hf_dir, runtime=runtime, precision=precision)
+        enc._embed_image_batch(list(torch.from_numpy(x[:4])))
+        start, reps = time.perf_counter(), 3
+        for _ in range(reps):
+            enc._embed_image_batch(list(torch.from_numpy(x)))
+        rates[label] = reps * BATCH / (time.perf_counter() - start)
+        enc.encode_texts(["warm up"])
+        times = []
+        for q in ["a photo of a dog", "sunset over the sea", "a red car", "my cat sleeping"] * 15:
+            t = time.perf_counter()
+            enc.encode_texts([q])
+            times.append((time.perf_counter() - t) * 1000)
+        latency[label] = {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
+    return {"model_only_images_per_s": rates, "text_query": latency, "runtimes": enc.runtimes}
+
+
+def _prepare(hf_dir: str) -> dict:
+    """Make the one-time ONNX exports (fp32 and int8) so the timed stages measure steady state."""
+    import polymodal
+
+    start = time.perf_counter()
+    runtimes = {p: polymodal.load_model(hf_dir, precision=p).runtimes for p in ("fp32", "int8")}
+    return {"export_seconds": time.perf_counter() - start, "runtimes": runtimes, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _run_child(args: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"stage {args} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> str:
+    import onnxruntime
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    ap.add_argument("--stage", help=argparse.SUPPRESS)
+    ap.add_argument("--paths", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    import vitb32
+
+    hf_dir, oc_dir = vitb32.build(OUT)
+    if args.stage:
+        paths = json.loads(Path(args.paths).read_text()) if args.paths else []
+        if args.stage == "prepare":
+            result = _prepare(str(hf_dir))
+        elif args.stage == "model-only":
+            result = _model_only(str(hf_dir))
+        else:
+            result = _stage(args.stage, paths, str(hf_dir), str(oc_dir))
+        print(json.dumps(result))
+        return
+
+    print(f"weights identical in both references: max feature difference {vitb32.check_same_weights(hf_dir, oc_dir):.1e}")
+    paths = [str(p) for p in make_photos(args.n)]
+    listing = OUT / "paths.json"
+    listing.write_text(json.dumps(paths))
+    prep = _run_child(["--stage", "prepare"])
+    print(f"exports ready ({prep['export_seconds']:.0f} s if made now; peak RSS {prep['peak_rss_mb']:.0f} MB): "
+          f"{prep['runtimes']}", flush=True)
+    stages = ["ref-transformers", "ref-open_clip", "polymodal-torch", "polymodal-fp32", "polymodal-int8"]
+    results = {}
+    for stage in stages:
+        results[stage] = _run_child(["--stage", stage, "--paths", str(listing)])
+        print(f"{stage:18s} {results[stage]['images_per_s']:6.1f} img/s  peak RSS {results[stage]['peak_rss_mb']:.0f} MB",
+              flush=True)
+    ref = np.load(OUT / "emb-ref-transformers.npy")
+    ref_oc = np.load(OUT / "emb-ref-open_clip.npy")
+    fastest = max(results["ref-transformers"]["images_per_s"], results["ref-open_clip"]["images_per_s"])
+    extra = _run_child(["--stage", "model-only"])
+    rows = []
+    for stage in stages:
+        emb = np.load(OUT / f"emb-{stage}.npy")
+        cos = (emb * ref).sum(1)
+        cos_oc = (emb * ref_oc).sum(1)
+        r = results[stage]
+        rows.append(f"| {stage} | {r['images_per_s']:.1f} | {r['images_per_s'] / fastest:.2f}x | "
+                    f"{r['peak_rss_mb']:.0f} | {cos.mean():.4f} / {cos.min():.4f} | "
+                    f"{cos_oc.mean():.4f} / {cos_oc.min():.4f} |")
+    mo = extra["model_only_images_per_s"]
+    tq = extra["text_query"]
+    table = "\n".join([
+        f"Machine: {_machine()}. N = {args.n} photos of 4000x3000 (JPEG q90), ViT-B/32 (random weights), batch {BATCH}.",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python benchmarks/embed_speed.py --n {args.n} --write`.",
+        "",
+        "| pipeline | images/s | vs faster reference | peak RSS MB | cosine to transformers ref (mean / min) | cosine to open_clip ref (mean / min) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "Model only (pre-decoded 224x224 tensors, batch 32): "
+        + ", ".join(f"{k} {v:.1f} images/s" for k, v in mo.items()) + ".",
+        "",
+        "Single short text query (text tower, no padding to 77): "
+        + ", ".join(f"{k} p50 {v['p50_ms']:.1f} ms / p95 {v['p95_ms']:.1f} ms" for k, v in tq.items()) + ".",
+    ])
+    print()
+    print(table)
+    if args.write:
+        results_md = HERE / "RESULTS.md"
+        start, end = "<!-- embed_speed:start -->", "<!-- embed_speed:end -->"
+        text = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
+        block = f"{start}\n## Embedding speed on CPU (issue 4)\n\n{table}\n{end}"
+        if start in text:
+            text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        results_md.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
