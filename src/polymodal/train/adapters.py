@@ -208,11 +208,17 @@ class OpenCLIPAdapter(Adapter):
         name, _ = open_clip_name(parse_spec(self.encoder.name).target)
         if name.startswith("local-dir:"):
             cfg = json.loads((Path(name[len("local-dir:"):]) / "open_clip_config.json").read_text(encoding="utf-8"))
+        elif name.startswith("hf-hub:"):
+            # open_clip fetched this file when it loaded the model, so it is in the local hub cache.
+            from huggingface_hub import hf_hub_download
+
+            cfg_path = hf_hub_download(name[len("hf-hub:"):], "open_clip_config.json")
+            cfg = json.loads(Path(cfg_path).read_text(encoding="utf-8"))
         else:
-            model_cfg = open_clip.get_model_config(name.split("/")[0])
+            model_cfg = open_clip.get_model_config(name)
             if model_cfg is None:
                 raise InputError(f"cannot find the open_clip config of {self.encoder.name} to save the result")
-            pp = getattr(self.model.visual, "preprocess_cfg", {}) or {}
+            pp = dict(getattr(self.model.visual, "preprocess_cfg", {}) or {})
             cfg = {"model_cfg": model_cfg, "preprocess_cfg": pp}
         (out / "open_clip_config.json").write_text(json.dumps(cfg), encoding="utf-8")
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
