@@ -30,7 +30,8 @@ def test_version_and_help_on_every_command():
         assert res.returncode == 0 and "usage: polymodal " + name in res.stdout
 
 
-def test_console_script_classifies_a_bundled_photo_offline(photos):
+def test_console_script_classifies_a_bundled_photo_offline(photos, lite):
+    # `lite` first: the one-time ONNX export then happens in-process, and the script only loads it.
     exe = __import__("shutil").which("polymodal")
     assert exe, "the console script is installed by the README's install command"
     res = subprocess.run([exe, "classify", str(photos["cat"]), "--labels", "cat,dog,car,coffee", "--json"],

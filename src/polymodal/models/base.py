@@ -177,6 +177,13 @@ class Encoder(ABC):
         """Map the image network's output to embeddings (identity for CLIP-style towers)."""
         return output
 
+    def weights_identity(self) -> str:
+        """What the export cache is keyed on; backends whose weights are files override this cheaply."""
+        from polymodal.models.runtime import weights_digest
+
+        h = [weights_digest(net.module) for net in self.networks().values()]
+        return "+".join(h)
+
     def networks(self) -> dict[str, Network]:
         if self._networks is None:
             self._networks = self.build_networks()

@@ -101,6 +101,7 @@ class HFEncoder(Encoder):
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load model {name}: {exc}") from None
         self.model_type = config.model_type
+        self.target = target
         text_cfg = config.text_config
         limit = getattr(self.tokenizer, "model_max_length", None)
         max_pos = int(getattr(text_cfg, "max_position_embeddings", 77))
@@ -152,6 +153,14 @@ class HFEncoder(Encoder):
         # A tokenizer that gives no segment ids means a single segment: zeros, as BERT assumes.
         return {n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(ids) for n in names}
 
+    def weights_identity(self) -> str:
+        files = _weight_files(self.target)
+        if not files:
+            return super().weights_identity()
+        from polymodal.models.runtime import files_identity
+
+        return files_identity(files)
+
     def tokenize(self, texts: list[str], truncate: bool) -> dict[str, Any]:
         """``text_inputs`` as torch tensors, for training code that calls the model directly."""
         import torch
@@ -196,6 +205,22 @@ class _TextTower(nn.Module):
         # Explicit arguments, not *args: torch.export matches dynamic shapes to the signature.
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         return _features(self.model.get_text_features(**{n: given[n] for n in self.names}))
+
+
+def _weight_files(target: str) -> list[Path]:
+    """The weight and config files a model was loaded from: a directory's, or the hub cache's (whose blob
+    names are content hashes, so a new revision is a new path)."""
+    path = Path(target).expanduser()
+    names = ("config.json", "model.safetensors", "pytorch_model.bin")
+    if path.is_dir():
+        return [f for f in (*path.glob("*.safetensors"), *path.glob("*.bin"), path / "config.json") if f.is_file()]
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = [try_to_load_from_cache(target, n) for n in names]
+    except ValueError:
+        return []
+    return [Path(f).resolve() for f in found if isinstance(f, str)]
 
 
 def pil_transform(processor: Any) -> ImageTransform | None:

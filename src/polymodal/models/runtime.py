@@ -101,11 +101,24 @@ def check_runtime(runtime: str | None, precision: str | None, device: str) -> tu
 
 def weights_digest(module: nn.Module) -> str:
     """A hash of every parameter and buffer: the export cache is invalidated when any weight changes."""
+    import torch
+
     h = hashlib.blake2b(digest_size=16)
     for name, tensor in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        # A byte view, not .tobytes(): no second copy of a 100 MB embedding table just to hash it.
+        h.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def files_identity(paths: list[Path]) -> str:
+    """Identity of weight files by path, size and modification time: rewriting a file changes it, and
+    nothing is read, so a 600 MB checkpoint costs nothing to identify."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()
 
 
@@ -188,7 +201,7 @@ def onnx_runner(
     net = encoder.networks()[network]
     samples = encoder.sample_inputs(network)
     key = hashlib.blake2b(
-        f"{weights_digest(net.module)}|{network}|{type(net.module).__qualname__}|{_versions()}".encode(),
+        f"{encoder.weights_identity()}|{network}|{type(net.module).__qualname__}|{_versions()}".encode(),
         digest_size=12,
     ).hexdigest()
     folder = cache_dir() / "onnx" / f"{encoder.backend}-{key}"
