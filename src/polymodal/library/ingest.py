@@ -26,7 +26,6 @@ from polymodal.errors import ImageDecodeError
 from polymodal.library.scan import FoundFile, Problem, under, walk
 from polymodal.library.store import Store
 from polymodal.library.types import Failure, IndexReport
-from polymodal.media.images import load_image
 from polymodal.media.metadata import PhotoMetadata, read_metadata
 from polymodal.media.thumbnails import make_thumbnail
 from polymodal.models.base import Encoder
@@ -184,12 +183,14 @@ class Indexer:
             out.error = "the file is empty (0 bytes)"
             return out
         try:
-            image = load_image(data)
+            # The encoder's loader may decode a large JPEG at reduced size (still >= 2x its input side),
+            # which is plenty for the embedding and the 256 px thumbnail; the true size comes from the header.
+            image = self.encoder.load_image(data)
         except ImageDecodeError as exc:
             out.error = exc.reason
             return out
-        out.meta = _metadata(data)
-        out.width, out.height = image.size
+        out.meta, size = _header(data)
+        out.width, out.height = size or image.size
         out.thumbnail = make_thumbnail(image)
         try:
             out.pixels = self.encoder.preprocess_image(image)
@@ -347,14 +348,18 @@ class Indexer:
         self.store.delete(self.store.files(), "path", gone)
 
 
-def _metadata(data: bytes) -> PhotoMetadata:
+def _header(data: bytes) -> tuple[PhotoMetadata, tuple[int, int] | None]:
+    """EXIF metadata and the displayed (orientation-applied) size, read without decoding pixels."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return read_metadata(img)
+            meta = read_metadata(img)
+            w, h = img.size
     except Exception:  # noqa: BLE001 - it decoded a moment ago; metadata is optional
-        return PhotoMetadata()
+        return PhotoMetadata(), None
+    # Orientations 5-8 turn the picture a quarter: the stored width is the displayed height.
+    return meta, ((h, w) if meta.orientation in (5, 6, 7, 8) else (w, h))
 
 
 def _file_row(f: FoundFile, iid: str | None, error: str | None, now: datetime) -> dict[str, Any]:
