@@ -53,6 +53,13 @@ class FitResult:
     stopped_early: bool
 
 
+def _resume_key(cfg: TrainConfig) -> dict[str, object]:
+    """Settings a resumed run must share with the interrupted one (the device may differ)."""
+    key = asdict(cfg)
+    key.pop("device")
+    return key
+
+
 def _tensors(fs: FeatureSet, device: str) -> tuple[list[torch.Tensor], torch.Tensor]:
     return [torch.from_numpy(f).to(device) for f in fs.features], torch.from_numpy(fs.present).to(device)
 
@@ -124,7 +131,7 @@ def fit(
         if state_dir is None or not state_dir.exists():
             raise CheckpointError(f"nothing to resume: no training state in {state_dir}")
         st = load_state(state_dir)
-        if st.meta.get("fusion") != config.to_dict() or st.meta.get("train") != asdict(cfg):
+        if st.meta.get("fusion") != config.to_dict() or st.meta.get("train") != _resume_key(cfg):
             raise CheckpointError(f"the training state in {state_dir} was made with other settings; "
                                   "resume with the same data and options, or start afresh without --resume")
         model.load_state_dict({k[5:]: v for k, v in st.weights.items() if k.startswith("live.")})
@@ -174,7 +181,7 @@ def fit(
                 weights.update({f"best.{k}": v for k, v in best_state.items()})
                 save_state(state_dir, TrainState(weights, opt.state_dict(), rng_snapshot(), {
                     "epoch": epoch, "history": [asdict(h) for h in history], "best": best,
-                    "fusion": config.to_dict(), "train": asdict(cfg)}))
+                    "fusion": config.to_dict(), "train": _resume_key(cfg)}))
             if on_epoch is not None:
                 on_epoch(epoch, cfg.epochs, record)
             if best["bad"] >= cfg.patience:
