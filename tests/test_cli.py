@@ -85,6 +85,16 @@ def test_models_json(capsys):
     assert all(d["available"] for d in data)
 
 
+def test_models_exports_lists_parity_reports(capsys, lite):
+    code, out, _ = run(capsys, "models", "--exports", "--json")
+    reports = json.loads(out)
+    assert code == 0
+    lite_image = [r for r in reports if r["folder"].startswith("lite-") and r["network"] == "image"]
+    assert lite_image and all(r["min_cosine"] >= 0.999 and r["passed"] for r in lite_image if r["precision"] == "fp32")
+    code, out, _ = run(capsys, "models", "--exports")
+    assert "TOP-10 KEPT" in out
+
+
 @pytest.mark.parametrize(
     "argv,code,needle",
     [

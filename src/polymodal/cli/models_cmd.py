@@ -12,12 +12,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list loadable models", description="List the models polymodal can load.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--available", action="store_true", help="only models loadable now without the network")
+    p.add_argument("--exports", action="store_true",
+                   help="list the cached ONNX exports and their parity against torch instead")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from polymodal.models import list_models
     from polymodal.models.default import DEFAULT_MODEL
+
+    if args.exports:
+        return _exports(args)
 
     entries = [e for e in list_models() if e.available or not args.available]
     if args.json:
@@ -27,4 +32,17 @@ def run(args: argparse.Namespace) -> int:
              e.description] for e in entries]
     print_table(rows, ["MODEL", "OFFLINE", "DESCRIPTION"])
     print("\nA local directory with a transformers or open_clip model loads too: --model /path/to/model")
+    return 0
+
+
+def _exports(args: argparse.Namespace) -> int:
+    from polymodal.models.runtime import cache_dir_reports
+
+    reports = cache_dir_reports()
+    if args.json:
+        print_json(reports)
+        return 0
+    rows = [[r["folder"], r["network"], r["precision"], f"{r['min_cosine']:.4f}", f"{r['mean_cosine']:.4f}",
+             f"{r['top10_agreement']:.2f}", "yes" if r["passed"] else "no (falls back)"] for r in reports]
+    print_table(rows, ["EXPORT", "NETWORK", "PRECISION", "MIN COS", "MEAN COS", "TOP-10 KEPT", "USED"])
     return 0
