@@ -18,10 +18,16 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
-def test_finetuning_raises_text_to_image_recall_from_chance_to_above_0_9(tiny_clip, shape_pairs, tmp_path):
-    out = tmp_path / "tuned"
+@pytest.fixture(scope="module")
+def tuned(tiny_clip, shape_pairs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tuned") / "tiny-clip-tuned"
     result = finetune(shape_pairs, FinetuneConfig(str(tiny_clip), out, mode="full", epochs=30, batch_size=40,
                                                   lr=1e-3, warmup=0.05))
+    return result
+
+
+def test_finetuning_raises_text_to_image_recall_from_chance_to_above_0_9(tuned, tiny_clip):
+    result, out = tuned, tuned.output
     # 20 held-out pairs, one per (colour, shape): chance Recall@1 is 0.05.
     assert result.val_pairs == 20 and result.train_pairs == 120
     assert result.before["t2i_R@1"] <= 0.2, result.before
@@ -38,6 +44,27 @@ def test_finetuning_raises_text_to_image_recall_from_chance_to_above_0_9(tiny_cl
     assert info["base_model"] == str(tiny_clip) and info["after"] == result.after
     assert not (out / "resume-state").exists()
     assert result.to_json() == {"before": result.before, "after": result.after, "output": str(out)}
+
+
+def test_a_finetuned_model_indexes_and_searches_a_library(tuned, shape_pairs, tmp_path, capsys):
+    """Issue 7's "done when": fine-tune on your pairs, then index and search with the result."""
+    import shutil
+
+    from polymodal.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted(shape_pairs.parent.glob("*-0.png")):  # the held-out images
+        shutil.copy(p, photos / p.name)
+    library = tmp_path / "library"
+    assert main(["index", str(photos), "--library", str(library), "--model", str(tuned.output)]) == 0
+    capsys.readouterr()
+    found = 0
+    for query in ("a blue cross", "a red dot", "a yellow stripe", "a green square"):
+        assert main(["search", query, "--library", str(library), "--json", "-k", "1"]) == 0
+        hits = json.loads(capsys.readouterr()[0])
+        found += Path(hits[0]["path"]).name == query[2:].replace(" ", "-") + "-0.png"
+    assert found >= 3
 
 
 def test_resume_after_ctrl_c_equals_an_uninterrupted_seeded_run(tiny_clip, shape_pairs, tmp_path):
