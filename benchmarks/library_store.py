@@ -62,10 +62,14 @@ def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(xs, p))
 
 
-def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float]) -> dict:
+def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float], data: str = "clustered") -> dict:
     rng = np.random.default_rng(n)
-    centres = rng.normal(size=(max(8, n // 500), dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    if data == "uniform":
+        # The worst case for an IVF index: no structure at all, neighbours scattered over many partitions.
+        centres = np.zeros((1, dim), np.float32)
+    else:
+        centres = rng.normal(size=(max(8, n // 500), dim)).astype(np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     root = workdir / f"lib{n}"
     root.mkdir()
     meta = LibraryMeta(model="synthetic", dim=dim)
@@ -89,7 +93,7 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float]) -
     with_text = [a + t for a, t in zip(ann_ms, text_ms * (len(ann_ms) // len(text_ms) + 1))]
     with_text_exact = [a + t for a, t in zip(exact_ms, text_ms * (len(exact_ms) // len(text_ms) + 1))]
     return {
-        "n": n, "dim": dim, "queries": n_queries, "fill_s": round(fill_s, 1), "index_build_s": round(index_s, 1),
+        "data": data, "n": n, "dim": dim, "queries": n_queries, "fill_s": round(fill_s, 1), "index_build_s": round(index_s, 1),
         "exact_p50_ms": round(pct(exact_ms, 50), 1), "exact_p99_ms": round(pct(exact_ms, 99), 1),
         "ann_p50_ms": round(pct(ann_ms, 50), 1), "ann_p99_ms": round(pct(ann_ms, 99), 1),
         "ann_recall@10": round(recall, 3),
@@ -116,6 +120,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--dim", type=int, default=384, help="384 is lite's width; CLIP ViT-B/32 has 512")
+    ap.add_argument("--data", choices=["clustered", "uniform"], default="clustered",
+                    help="clustered unit vectors (like real embeddings) or uniform on the sphere (worst case)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to build the libraries (default: a temp dir)")
     args = ap.parse_args()
     text_ms = text_latency(args.queries)
@@ -124,7 +130,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(dir=args.workdir))
     try:
         for n in args.sizes:
-            print(json.dumps(run(n, args.dim, args.queries, workdir, text_ms)), flush=True)
+            print(json.dumps(run(n, args.dim, args.queries, workdir, text_ms, args.data)), flush=True)
             shutil.rmtree(workdir / f"lib{n}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -178,3 +178,23 @@ def test_thumbnails_are_256px_webp_with_orientation(tmp_path, photo_dir, lite_en
     cat = np.asarray(Image.open(photo_dir / "cat.png").convert("RGB").resize((256, 170)), np.float32)
     thumb = np.asarray(Image.open(io.BytesIO(lib.thumbnail(lib.get(photo_dir / "cat.png").id))), np.float32)
     assert np.abs(cat.mean(axis=(0, 1)) - thumb.mean(axis=(0, 1))).max() < 4
+
+
+def test_every_supported_format_is_indexed(tmp_path, photo_dir, lite_encoder):
+    d = tmp_path / "formats"
+    d.mkdir()
+    cat = Image.open(photo_dir / "cat.png").convert("RGB")
+    for ext in ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"):
+        cat.save(d / f"cat.{ext}")
+    frames = [cat, cat.rotate(180)]
+    frames[0].save(d / "cat.gif", save_all=True, append_images=frames[1:])  # an animated GIF: first frame
+    shutil.copy(photo_dir / "coffee.png", d / "coffee.png")
+    (d / "notes.txt").write_text("ignored: not an image extension")
+    lib = _open(tmp_path, lite_encoder)
+    report = lib.add([d])
+    assert (report.added + report.duplicates, report.failed) == (10, 0)
+    hits = lib.search("a cat", k=10)
+    assert Path(hits[-1].path).name == "coffee.png"
+    assert all(h.path.startswith(str(d / "cat.")) for h in hits[:-1])
+    gif = lib.get(d / "cat.gif")
+    assert (gif.width, gif.height) == (451, 300)

@@ -153,12 +153,11 @@ class Library:
         """Compact after a change; build the ANN index once the library passes ``ann_threshold``."""
         if not changed:
             return False
-        built = False
+        self.store.optimize()  # also folds rows added since into an existing index
         if self.store.count_items() >= self.ann_threshold and not self.store.has_ann_index():
             self.store.build_ann_index()
-            built = True
-        self.store.optimize()  # also folds rows added since into an existing index
-        return built
+            return True
+        return False
 
     def _start_job(self, kind: str, roots: list[bytes]) -> dict[str, Any]:
         import pyarrow as pa

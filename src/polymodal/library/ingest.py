@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,7 @@ class Indexer:
         self.store = store
         self._encoder_factory = encoder
         self._encoder: Encoder | None = None
+        self._encoder_lock = threading.Lock()
         self.batch_size = batch_size
         self.progress = progress
         self.item_paths: dict[str, list[str]] = {}  # item id -> its paths, kept current through the run
@@ -98,10 +100,12 @@ class Indexer:
 
     @property
     def encoder(self) -> Encoder:
-        # Loaded on first need: a re-scan where nothing changed never pays for loading a model.
-        if self._encoder is None:
-            self._encoder = self._encoder_factory()
-        return self._encoder
+        # Loaded on first need: a re-scan where nothing changed never pays for loading a model. The reader
+        # threads may ask at once; the lock makes sure it is loaded once.
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = self._encoder_factory()
+            return self._encoder
 
     # -- state ------------------------------------------------------------------------------------------------
 
@@ -271,28 +275,29 @@ class Indexer:
                 new_rows[iid]["paths"] = sorted(self.item_paths[iid])
         self._commit_items(list(new_rows.values()), touched - set(new_rows), items_schema, pa)
         if file_rows:
-            self.store.upsert(self.store.files(), "path", pa.Table.from_pylist(file_rows, schema=files_schema()))
+            seen = [r for r in file_rows if r["path"] in known]
+            fresh = [r for r in file_rows if r["path"] not in known]
+            self.store.upsert(self.store.files(), "path", pa.Table.from_pylist(seen, schema=files_schema()),
+                              pa.Table.from_pylist(fresh, schema=files_schema()))
         for row in file_rows:
             known[row["path"]] = _Known(row["size"], row["mtime_ns"], row["item_id"], row["error"])
 
     def _commit_items(self, new_rows: list[dict[str, Any]], touched: set[str], items_schema: Any, pa: Any) -> None:
-        """One commit: new items, existing items with their new path lists, and items left with no path deleted."""
+        """Existing items with their new path lists, items left with no path deleted, then new items."""
         if not new_rows and not touched:
             return
         keep = [i for i in touched if self.item_paths.get(i)]
         delete = [i for i in touched if not self.item_paths.get(i)]
         schema = items_schema(self.store.meta.dim)
-        tables = []
-        if new_rows:
-            tables.append(pa.Table.from_pylist(new_rows, schema=schema))
+        rows = None
         if keep:
             existing = self.store.items_by("id", keep)
             ids = existing.column("id").to_pylist()
             paths = pa.array([sorted(self.item_paths[i]) for i in ids], type=pa.list_(pa.string()))
             existing = existing.set_column(existing.schema.get_field_index("paths"), "paths", paths)
-            tables.append(existing.select(schema.names).cast(schema))
-        rows = pa.concat_tables(tables) if tables else None
-        self.store.commit_items(rows, delete)
+            rows = existing.select(schema.names).cast(schema)
+        new = pa.Table.from_pylist(new_rows, schema=schema) if new_rows else None
+        self.store.commit_items(rows, delete, new)
         for i in delete:
             self.item_paths.pop(i, None)
 

@@ -23,6 +23,8 @@ from polymodal.library.schema import DB_DIR, FILES, JOBS, LibraryMeta, files_sch
 #: past this many items an ANN index is built: exact search costs ~1 ms per 1,000 items here, so at 50k it
 #: passes ~50 ms while the index answers in ~10 ms (benchmarks/RESULTS.md)
 ANN_THRESHOLD = 50_000
+#: small fragments (one per batch commit) that trigger a compaction
+_COMPACT_AT = 16
 #: rows per SQL ``IN (...)`` list, to keep query plans small
 _IN_CHUNK = 500
 #: IVF partitions probed per query, and candidates per result re-ranked on the full vectors (refine_factor)
@@ -193,26 +195,34 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------------------------
 
-    def commit_items(self, rows: Any, delete_ids: Iterable[str] = ()) -> None:
-        """Insert or replace ``rows`` by id and delete ``delete_ids``, in one commit."""
+    def commit_items(self, rows: Any, delete_ids: Iterable[str] = (), new_rows: Any = None) -> None:
+        """Replace ``rows`` by id and delete ``delete_ids`` in one commit, then append ``new_rows`` (ids not
+        yet in the table) in a second.
+
+        That order keeps what a reader can see whole: a path moving from an old item to a new one is first
+        taken off the old item (briefly in neither), never listed under both. Appending rather than merging
+        new rows keeps a first index from re-reading the whole table at every batch.
+        """
         table = self.items_table()
         delete_ids = list(delete_ids)
-        if rows is None or rows.num_rows == 0:
-            for chunk in _chunks(delete_ids):
-                table.delete(sql_in("id", list(chunk)))
-            return
-        builder = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-        if delete_ids and len(delete_ids) <= _IN_CHUNK * 4:
-            # One commit: the rows that lose their last path vanish in the same version that moves it.
-            builder = builder.when_not_matched_by_source_delete(sql_in("id", delete_ids))
-            delete_ids = []
-        builder.execute(rows)
+        if rows is not None and rows.num_rows:
+            builder = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+            if delete_ids and len(delete_ids) <= _IN_CHUNK * 4:
+                # One commit: rows that lose their last path vanish in the version that moves it.
+                builder = builder.when_not_matched_by_source_delete(sql_in("id", delete_ids))
+                delete_ids = []
+            builder.execute(rows)
         for chunk in _chunks(delete_ids):
             table.delete(sql_in("id", list(chunk)))
+        if new_rows is not None and new_rows.num_rows:
+            table.add(new_rows)
 
-    def upsert(self, table: Any, key: str, rows: Any) -> None:
-        if rows.num_rows:
+    def upsert(self, table: Any, key: str, rows: Any, new: Any = None) -> None:
+        """Insert or replace ``rows`` by ``key``; ``new`` rows (keys known to be absent) are simply appended."""
+        if rows is not None and rows.num_rows:
             table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        if new is not None and new.num_rows:
+            table.add(new)
 
     def delete(self, table: Any, column: str, values: Sequence[str]) -> None:
         for chunk in _chunks(list(values)):
@@ -234,15 +244,23 @@ class Store:
                                                   num_partitions=max(1, int(np.sqrt(n))), max_iterations=20),
                            replace=True)
 
-    def optimize(self) -> None:
-        """Compact small commits into larger files, fold new rows into the ANN index, drop old versions.
+    def optimize(self, force: bool = False) -> None:
+        """Compact small commits into larger files and fold new rows into the ANN index, when worth it.
 
-        Versions older than an hour are removed: a reader holding one that long would lose it, which no
-        command does.
+        Compaction rewrites the fragments it merges, so it runs once small fragments pile up (each batch
+        commit makes one) rather than after every run. Versions older than an hour are then removed: a
+        reader holding one that long would lose it, which no command does.
         """
         for name in (self.meta.items_table, FILES, JOBS):
             table = self.table(name)
-            if table is not None:
+            if table is None:
+                continue
+            stats = table.stats()
+            small = stats["fragment_stats"]["num_small_fragments"]
+            unindexed = 0
+            for idx in table.list_indices():
+                unindexed += int(table.index_stats(idx.name).num_unindexed_rows)
+            if force or small >= _COMPACT_AT or unindexed > max(1000, stats["num_rows"] // 20):
                 table.optimize(cleanup_older_than=timedelta(hours=1))
 
 
