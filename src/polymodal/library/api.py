@@ -143,6 +143,9 @@ class Library:
                 report = indexer.run(roots, image_extensions(), prune=prune,
                                      exclude=os.fsencode(os.path.abspath(self.root)))
                 report.index_built = self._maintain(bool(report.added or report.updated or report.removed))
+            except KeyboardInterrupt:
+                self._finish_job(job, "interrupted", IndexReport())  # batches committed so far are kept
+                raise
             except BaseException:
                 self._finish_job(job, "failed", IndexReport())
                 raise
