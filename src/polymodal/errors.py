@@ -125,3 +125,51 @@ class TrainingInterrupted(PolymodalError):
         super().__init__(f"interrupted at step {step}; a resumable checkpoint is in {checkpoint} (pass --resume)")
         self.checkpoint = checkpoint
         self.step = step
+
+
+class GenerationError(PolymodalError):
+    """An image generator (local pipeline or remote provider) could not produce the images asked for."""
+
+    exit_code = 1
+
+
+class PromptTooLongError(InputError):
+    """A prompt is longer than the generator reads, and cutting it was not asked for."""
+
+    exit_code = 4
+
+
+class ProviderError(GenerationError):
+    """A remote image API answered with an error, or could not be reached."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProviderAuthError(ProviderError):
+    """The image API refused the key (HTTP 401/403), or no key was configured."""
+
+    exit_code = 2
+
+
+class RateLimitError(ProviderError):
+    """The image API kept answering HTTP 429 after the waits it asked for."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, 429)
+        self.retry_after = retry_after
+
+
+class ContentPolicyError(ProviderError, InputError):
+    """The image API refused the prompt under its content policy (HTTP 400, content_policy_violation)."""
+
+    exit_code = 4
+
+
+class OutputSpaceError(PolymodalError):
+    """The output directory has no room (or cannot be written); nothing was left half-written."""
+
+    exit_code = 1
