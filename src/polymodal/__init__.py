@@ -29,6 +29,8 @@ _LAZY = {
     "Classification": "polymodal.zeroshot",
     "LabelScore": "polymodal.zeroshot",
     "clip": "polymodal.clip",
+    "generate": "polymodal.generation",
+    "GeneratedImage": "polymodal.generation",
 }
 
 from polymodal.errors import (  # noqa: E402 - light, always available
