@@ -14,7 +14,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # tiny_models
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("polymodal-home")
-    os.environ["POLYMODAL_CACHE_DIR"] = str(home / "cache")
+    # The cache holds only derived data keyed by what made it (ONNX exports by weight files and versions,
+    # lite's class prompts by their text), so it may outlive one run: a fresh clone starts it empty, and a
+    # developer's second run skips the one-time exports. Tests of first-time behaviour use their own dirs.
+    os.environ["POLYMODAL_CACHE_DIR"] = str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "polymodal")
     os.environ["POLYMODAL_CONFIG"] = str(home / "config.toml")  # absent: no user settings leak in
     os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
     os.environ.pop("POLYMODAL_MODEL", None)

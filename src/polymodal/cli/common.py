@@ -11,10 +11,13 @@ from typing import Any
 from polymodal.models.base import Encoder
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """--model and the runtime options; ``several``: --model may repeat (a list, None when not given)."""
     parser.add_argument(
-        "-m", "--model", help="model spec (lite, hf:ID_OR_DIR, open_clip:ARCH/TAG, or a directory); "
+        "-m", "--model", action="append" if several else "store",
+        help="model spec (lite, hf:ID_OR_DIR, open_clip:ARCH/TAG, or a directory); "
         "default: $POLYMODAL_MODEL, the config file, else CLIP ViT-B/32 with an offline fallback to lite"
+        + ("; repeat to compare models side by side" if several else ""),
     )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch-size", type=int, help="images or texts per forward pass")
