@@ -98,6 +98,12 @@ def test_zeroshot_folder(tmp_path, photos, lite):
     res = evaluate_zeroshot(load_image_folder(tmp_path), lite, "simple")
     assert res.acc1 == 1.0 and res.mean_per_class_recall == 1.0 and res.acc5 is None
     assert np.trace(np.array(res.confusion)) == 4
+    names = tmp_path.parent / f"{tmp_path.name}-names.txt"
+    names.write_text("kitty\nespresso\nflowers\nspace rocket\n")  # sorted folders: cat, coffee, flower, rocket
+    renamed = load_image_folder(tmp_path, str(names))
+    assert renamed.classes == ["kitty", "espresso", "flowers", "space rocket"]
+    with pytest.raises(InputError, match="1000 names for 4 class folders"):
+        load_image_folder(tmp_path, "imagenet")
 
 
 def test_cli_json_and_report_side_by_side(karpathy, tmp_path, tiny_dir, capsys, lite):

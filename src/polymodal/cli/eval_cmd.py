@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="acc@1, acc@5, mean per-class recall on a folder of class folders.")
     z.add_argument("--data", required=True, help="ROOT/<class name>/<images>")
     z.add_argument("--templates", default="openai", help="openai (80), simple (7), or a file, one per line")
+    z.add_argument("--classnames", help="'imagenet' (CLIP's cleaned ImageNet names, for a val folder of WordNet "
+                   "ids) or a file with one name per line in sorted folder order; default: the folder names")
     _common(z)
     z.set_defaults(func=run_zeroshot)
 
@@ -81,7 +83,7 @@ def run_zeroshot(args: argparse.Namespace) -> int:
     from polymodal.eval import evaluate_zeroshot, load_image_folder
     from polymodal.eval.report import zeroshot_report
 
-    data = load_image_folder(args.data)
+    data = load_image_folder(args.data, args.classnames)
     results = [evaluate_zeroshot(data, enc, args.templates, progress_bar(f"embedding images ({enc.name})", "img"))
                for enc in _encoders(args)]
     if args.report:

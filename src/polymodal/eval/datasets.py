@@ -130,8 +130,26 @@ def load_retrieval(path: str | Path, image_root: str | Path | None = None, split
     raise InputError(f"dataset {path}: use a Karpathy .json, a .csv/.jsonl of (image, caption), or a folder")
 
 
-def load_image_folder(path: str | Path) -> ClassificationSet:
-    """``ROOT/<class name>/<images>``; underscores in folder names become spaces in the class prompts."""
+def class_names(spec: str, count: int) -> list[str]:
+    """``imagenet``: the cleaned ImageNet-1k names CLIP's paper used (via open_clip), in synset order, for
+    an ImageNet val folder whose class folders are WordNet ids; otherwise a file with one name per line."""
+    if spec == "imagenet":
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+        names = list(IMAGENET_CLASSNAMES)
+    else:
+        try:
+            names = [ln.strip() for ln in Path(spec).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except OSError as exc:
+            raise InputError(f"cannot read class names from {spec}: {exc.strerror}") from None
+    if len(names) != count:
+        raise InputError(f"class names {spec!r} give {len(names)} names for {count} class folders")
+    return names
+
+
+def load_image_folder(path: str | Path, classnames: str | None = None) -> ClassificationSet:
+    """``ROOT/<class name>/<images>``; underscores in folder names become spaces in the class prompts.
+    ``classnames`` (``imagenet`` or a file) replaces the folder names, in sorted folder order."""
     root = Path(path).expanduser()
     if not root.is_dir():
         raise InputError(f"dataset {path} is not a folder of class folders")
@@ -145,4 +163,6 @@ def load_image_folder(path: str | Path) -> ClassificationSet:
         labels += [len(classes) - 1] * len(files)
     if len(classes) < 2:
         raise InputError(f"{root}: zero-shot classification needs at least 2 class folders, found {len(classes)}")
+    if classnames:
+        classes = class_names(classnames, len(classes))
     return ClassificationSet(images, np.asarray(labels, dtype=np.int64), classes, root.name)
