@@ -117,3 +117,13 @@ def test_reader_sees_a_consistent_library_while_a_writer_commits(tmp_path, lite_
     assert counts == sorted(counts), "a reader saw the library shrink"
     assert len(set(counts)) >= 3, "the reader never caught the writer mid-run"
     assert _snapshot(lib_dir, lite_encoder) == (n, n)
+
+
+def test_a_long_lived_reader_sees_later_commits(tmp_path, photo_dir, lite_encoder):
+    reader = Library.open(tmp_path / "lib", model=lite_encoder)
+    writer = Library.open(tmp_path / "lib", model=lite_encoder)
+    writer.add([photo_dir / "coffee.png"])
+    assert [h.path for h in reader.search("a cat", k=5)] == [str(photo_dir / "coffee.png")]
+    writer.add([photo_dir / "cat.png"])
+    assert reader.search("a cat", k=1)[0].path == str(photo_dir / "cat.png")
+    assert reader.status().items == 2

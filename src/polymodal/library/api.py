@@ -59,6 +59,7 @@ class Library:
         self._device = device
         self._batch_size = batch_size
         self._encoder: Encoder | None = model if isinstance(model, Encoder) else None
+        self._meta_stamp = self._stamp()
         #: item count from which an ANN index is built (see benchmarks/RESULTS.md for how it was chosen)
         self.ann_threshold = ANN_THRESHOLD
 
@@ -96,6 +97,20 @@ class Library:
                 raise _mismatch(root, meta, name, dim)
         return cls(root, meta, model, device, batch_size)
 
+    def _stamp(self) -> int:
+        try:
+            return (self.root / META_FILE).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _refresh(self) -> None:
+        """Re-read library.json if another process rewrote it (first model fixed, or a reindex switched)."""
+        stamp = self._stamp()
+        if stamp != self._meta_stamp:
+            self._meta_stamp = stamp
+            self.meta = read_meta(self.root)
+            self.store = Store(self.root, self.meta)
+
     @property
     def path(self) -> Path:
         return self.root
@@ -106,6 +121,7 @@ class Library:
 
     def encoder(self) -> Encoder:
         """The library's encoder, loaded on first use."""
+        self._refresh()
         if self._encoder is None:
             from polymodal.config import load_settings
             from polymodal.models import load_model
@@ -116,6 +132,7 @@ class Library:
         if self.meta.model is None:
             self.meta.model, self.meta.backend, self.meta.dim = enc.name, enc.info.backend, enc.dim
             write_meta(self.root, self.meta)
+            self._meta_stamp = self._stamp()
         elif enc.name != self.meta.model or enc.dim != self.meta.dim:
             raise _mismatch(self.root, self.meta, enc.name, enc.dim)
         return enc
@@ -135,6 +152,7 @@ class Library:
             raise InputError("nothing to index: give at least one file or folder")
         roots = check_roots(list(paths))
         with write_lock(self.root):
+            self._refresh()
             if self.meta.model is None:
                 self.encoder()  # fixes model and dimension before the first row is written
             job = self._start_job("index", roots)
@@ -205,6 +223,7 @@ class Library:
                 raise
             self._encoder = enc
             self.meta = self.store.meta
+            self._meta_stamp = self._stamp()
             report.index_built = self._maintain(True)
             self._finish_job(job, "done", report)
         return report
@@ -261,6 +280,7 @@ class Library:
         texts = [text] if isinstance(text, str) else list(text or [])
         images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
         terms = build_terms(texts, negative, images)
+        self._refresh()
         filters = self._filters(after, before, path, kind, tags, min_score)
         if self.store.items() is None:
             return []
@@ -270,6 +290,7 @@ class Library:
                 before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
                 tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score") -> list[Hit]:
         """Items most like ``item``: an item id, a path in the library, or any image (path, bytes, PIL)."""
+        self._refresh()
         if self.store.items() is None:
             return []
         exclude: tuple[str, ...] = ()
@@ -307,6 +328,7 @@ class Library:
 
     def duplicates(self, threshold: float = dup.DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
         """Groups of near-identical items, largest first; identical bytes under several paths included."""
+        self._refresh()
         if not 0 < threshold <= 1:
             raise InputError(f"threshold must be in (0, 1], got {threshold}")
         if self.store.items() is None:
@@ -340,6 +362,7 @@ class Library:
         return sorted((Failure(p, r) for p, r in pairs), key=lambda f: f.path)
 
     def status(self) -> Status:
+        self._refresh()
         files = self.store.files()
         indexed = int(files.count_rows("item_id IS NOT NULL"))
         size = 0

@@ -61,7 +61,9 @@ class Store:
     def __init__(self, root: Path, meta: LibraryMeta) -> None:
         self.root = root
         self.meta = meta
-        self._db = _lancedb().connect(str(root / DB_DIR))
+        # Check for newer versions on every read: a long-lived reader (a server, a notebook) sees what an
+        # indexer in another process commits, one whole version at a time.
+        self._db = _lancedb().connect(str(root / DB_DIR), read_consistency_interval=timedelta(0))
         self._tables: dict[str, Any] = {}
 
     # -- tables ---------------------------------------------------------------------------------------------
