@@ -13,6 +13,10 @@ from polymodal.errors import CheckpointError, InputError, TrainingInterrupted
 from polymodal.models import load_model, parse_spec
 from polymodal.train.finetune import FinetuneConfig, finetune
 
+# Each run trains for real (about 10-40 s alone on a CPU); on a machine shared with other jobs it can take
+# several times that, so these get more than the suite's default 120 s.
+pytestmark = pytest.mark.timeout(300)
+
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from polymodal.models import load_model, parse_spec
 from polymodal.train.finetune import FinetuneConfig, finetune
+
+# Each run trains for real (about 10-40 s alone on a CPU); on a machine shared with other jobs it can take
+# several times that, so these get more than the suite's default 120 s.
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_lite_learns_a_projection_that_loads_as_a_model_spec(shape_pairs, tmp_path, lite):
