@@ -53,6 +53,8 @@ def read_records(path: Path) -> list[tuple[int, dict[str, object]]]:
     if not path.is_file():
         raise InputError(f"data file {path} does not exist" if not path.exists() else f"{path} is not a file")
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+        raise InputError(f"data file {path} must be .jsonl or .csv (got {suffix or 'no extension'})")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -75,8 +77,6 @@ def read_records(path: Path) -> list[tuple[int, dict[str, object]]]:
             if None in rec:
                 raise InputError(f"line {n} of {path} has more cells than the header has columns")
             out.append((n, {k: v for k, v in rec.items() if v is not None}))
-    else:
-        raise InputError(f"data file {path} must be .jsonl or .csv (got {suffix or 'no extension'})")
     return out
 
 
