@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--combine", default="concat", help="early fusion join: concat, product or gated")
     p.add_argument("--joint", default="mlp", help="early fusion joint model: mlp or transformer")
     p.add_argument("--head-combine", default="mean", help="late/hybrid heads: mean, weighted or poe")
+    p.add_argument("--tokens", type=int, default=4, help="tokens per modality for attention (hybrid, transformer)")
+    p.add_argument("--layers", type=int, default=1, help="attention layers (hybrid, early transformer)")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--modality-dropout", type=float, default=0.0,
                    help="chance of hiding a modality from a training row, to prepare for missing ones")
@@ -89,7 +91,8 @@ def run_train(args: argparse.Namespace) -> int:
         fusions=kinds, target=args.target, out=Path(args.out), val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, skip_bad=args.skip_bad, resume=args.resume,
         fusion=FusionOptions(hidden=args.hidden, combine=args.combine, joint=args.joint,
-                             head_combine=args.head_combine, dropout=args.dropout),
+                             head_combine=args.head_combine, tokens=args.tokens, layers=args.layers,
+                             dropout=args.dropout),
         train=TrainConfig(epochs=args.epochs, batch_size=args.train_batch, lr=args.lr, patience=args.patience,
                           seed=args.seed, modality_dropout=args.modality_dropout,
                           device=resolve_device(args.device)),
