@@ -53,6 +53,13 @@ def test_unchanged_rerun_reads_and_embeds_nothing(tmp_path, photo_dir, lite_enco
     assert (report.added, report.updated, report.skipped, report.removed) == (0, 0, 8, 0)
     assert opened == [] and embed_count[0] == 8
     assert fresh._encoder is None
+    assert fresh.store._conn is None  # answered from the scan snapshot: the database was not even opened
+    # Without the snapshot (say it was lost), the full path reaches the same answer from the files table.
+    (tmp_path / "lib" / "scan-cache.json").unlink()
+    report = Library.open(tmp_path / "lib").add([photo_dir])
+    assert (report.added, report.updated, report.skipped, report.removed) == (0, 0, 8, 0)
+    assert opened == [] and embed_count[0] == 8
+    assert (tmp_path / "lib" / "scan-cache.json").exists()
 
 
 def test_rename_and_move_are_recognised_by_hash(tmp_path, photo_dir, lite_encoder, embed_count):

@@ -15,9 +15,10 @@ from typing import Any
 
 from polymodal.errors import InputError, ModelMismatchError, NotALibraryError
 from polymodal.library import duplicates as dup
+from polymodal.library import scancache
 from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_alive
 from polymodal.library.query import build_terms, query_vector
-from polymodal.library.scan import check_roots, display_path, image_extensions
+from polymodal.library.scan import check_roots, display_path, image_extensions, walk
 from polymodal.library.schema import META_FILE, LibraryMeta, read_meta, write_meta
 from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_search
 from polymodal.library.store import ANN_THRESHOLD, Store, sql_str, write_lock
@@ -153,13 +154,17 @@ class Library:
         roots = check_roots(list(paths))
         with write_lock(self.root):
             self._refresh()
+            scan = walk(roots, image_extensions(), exclude=os.fsencode(os.path.abspath(self.root)))
+            unchanged = scancache.unchanged_report(self.root, scan, [display_path(r) for r in roots], prune)
+            if unchanged is not None:
+                return unchanged  # nothing to write, not even a job row: the library is as the last run left it
+            scancache.invalidate(self.root)  # from here on the files table may differ from the snapshot
             if self.meta.model is None:
                 self.encoder()  # fixes model and dimension before the first row is written
             job = self._start_job("index", roots)
             indexer = Indexer(self.store, self.encoder, batch_size=self._batch_size or 64, progress=progress)
             try:
-                report = indexer.run(roots, image_extensions(), prune=prune,
-                                     exclude=os.fsencode(os.path.abspath(self.root)))
+                report = indexer.run(roots, scan, prune=prune)
                 report.index_built = self._maintain(bool(report.added or report.updated or report.removed))
             except KeyboardInterrupt:
                 self._finish_job(job, "interrupted", IndexReport())  # batches committed so far are kept
@@ -168,6 +173,7 @@ class Library:
                 self._finish_job(job, "failed", IndexReport())
                 raise
             self._finish_job(job, "done", report)
+            scancache.write(self.root, self.store.scan(self.store.files(), ["path", "size", "mtime_ns", "error"]))
         return report
 
     def _maintain(self, changed: bool) -> bool:
@@ -209,6 +215,7 @@ class Library:
         from polymodal.library.reembed import reembed
 
         with write_lock(self.root):
+            scancache.invalidate(self.root)
             if isinstance(model, Encoder):
                 enc = model
             else:
@@ -238,6 +245,7 @@ class Library:
         if isinstance(targets, (str, os.PathLike)):
             targets = [targets]
         with write_lock(self.root):
+            scancache.invalidate(self.root)
             removed = remove_targets(self.store, [os.fspath(t) for t in targets], _path_key)
             self._maintain(removed > 0)
         return removed

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import ImageDecodeError
-from polymodal.library.scan import FoundFile, Problem, under, walk
+from polymodal.library.scan import FoundFile, Problem, ScanResult, under
 from polymodal.library.store import Store
 from polymodal.library.types import Failure, IndexReport
 from polymodal.media.metadata import PhotoMetadata, read_metadata
@@ -124,10 +124,9 @@ class Indexer:
 
     # -- the run ----------------------------------------------------------------------------------------------
 
-    def run(self, roots: list[bytes], extensions: frozenset[str], *, prune: bool = True,
-            exclude: bytes | None = None) -> IndexReport:
+    def run(self, roots: list[bytes], scan: ScanResult, *, prune: bool = True) -> IndexReport:
+        """Bring the library in line with ``scan`` (the walk of ``roots``)."""
         report = IndexReport()
-        scan = walk(roots, extensions, exclude=exclude)
         known = self._known_files()
         self.item_paths = self._item_paths()
         root_texts = [r.decode("utf-8", "backslashreplace") for r in roots]

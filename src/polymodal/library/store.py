@@ -61,10 +61,18 @@ class Store:
     def __init__(self, root: Path, meta: LibraryMeta) -> None:
         self.root = root
         self.meta = meta
-        # Check for newer versions on every read: a long-lived reader (a server, a notebook) sees what an
-        # indexer in another process commits, one whole version at a time.
-        self._db = _lancedb().connect(str(root / DB_DIR), read_consistency_interval=timedelta(0))
+        self._conn: Any = None
         self._tables: dict[str, Any] = {}
+
+    @property
+    def _db(self) -> Any:
+        # Connected on first use: importing lancedb alone takes over a second, which a re-scan that finds
+        # nothing changed (see scancache) never needs to pay.
+        if self._conn is None:
+            # Check for newer versions on every read: a long-lived reader (a server, a notebook) sees what
+            # an indexer in another process commits, one whole version at a time.
+            self._conn = _lancedb().connect(str(self.root / DB_DIR), read_consistency_interval=timedelta(0))
+        return self._conn
 
     # -- tables ---------------------------------------------------------------------------------------------
 
