@@ -349,11 +349,10 @@ class Library:
         groups: list[DuplicateGroup] = []
         in_group: set[str] = set()
         for score, members in dup.group(len(ids), dup.near_duplicate_pairs(vecs, threshold)):
-            member_ids = [ids[i] for i in members]
-            in_group.update(member_ids)
+            in_group.update(ids[i] for i in members)
             first = vecs[members[0]]
-            ordered = sorted(member_ids, key=lambda i: -float(vecs[ids.index(i)] @ first))
-            groups.append(DuplicateGroup(round(score, 6), tuple(hits[i] for i in ordered)))
+            ordered = sorted(members, key=lambda i: -float(vecs[i] @ first))
+            groups.append(DuplicateGroup(round(score, 6), tuple(hits[ids[i]] for i in ordered)))
         for h in hits.values():
             if len(h.paths) > 1 and h.id not in in_group:
                 groups.append(DuplicateGroup(1.0, (h,)))

@@ -12,14 +12,16 @@ import numpy as np
 #: of one photo scores above it with CLIP-like models, two different shots of one scene usually below
 DEFAULT_THRESHOLD = 0.95
 _BLOCK = 1024
+_BLOCK_FLOATS = 2**25
 
 
 def near_duplicate_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
     """(i, j, similarity) with i < j for every pair at or above ``threshold``."""
     pairs: list[tuple[int, int, float]] = []
     n = len(vectors)
-    for start in range(0, n, _BLOCK):
-        block = vectors[start: start + _BLOCK] @ vectors[start:].T
+    rows = max(16, min(_BLOCK, _BLOCK_FLOATS // max(n, 1)))  # keeps each block product near 128 MB
+    for start in range(0, n, rows):
+        block = vectors[start: start + rows] @ vectors[start:].T
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows.tolist(), cols.tolist()):
             i, j = start + r, start + c
