@@ -173,3 +173,27 @@ class OutputSpaceError(PolymodalError):
     """The output directory has no room (or cannot be written); nothing was left half-written."""
 
     exit_code = 1
+
+
+class ServerConfigError(ConfigError):
+    """``polymodal serve`` was asked to run in a way that would be unsafe (a public address with no token)."""
+
+    exit_code = 2
+
+
+class NotFoundError(InputError):
+    """An item, job or generated image id that the server does not hold."""
+
+    exit_code = 4
+
+
+class AccessDeniedError(PolymodalError):
+    """A request without the server's token, from a foreign Host, or for a file outside the library's roots."""
+
+    exit_code = 1
+
+
+class UploadTooLargeError(InputError):
+    """An upload is over the server's limit in bytes or in pixels."""
+
+    exit_code = 4

@@ -1,0 +1,46 @@
+"""``polymodal serve``: the library behind an HTTP API and a web page (see docs/server.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a library over HTTP: API, web page, OpenAI-compatible /v1",
+                       description="Serve the library: a web page at /, a JSON API under /api (OpenAPI at /docs) "
+                       "and OpenAI-compatible /v1/embeddings and /v1/images/generations. Binds 127.0.0.1 by "
+                       "default; any other address needs a token.")
+    p.add_argument("--library", "-L", metavar="DIR", help="library directory (default: $POLYMODAL_LIBRARY, "
+                   "the config file, else the user data dir)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--token", help="require this token on every request (default: $POLYMODAL_SERVER_TOKEN); "
+                   "the environment variable keeps it out of the process list")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another name the Host header may carry (a reverse proxy's)")
+    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin cross-site")
+    p.add_argument("--root", action="append", default=[], metavar="DIR",
+                   help="a folder index jobs may scan, besides those already in the library (repeatable)")
+    p.add_argument("--generator", metavar="SPEC", help="enable /v1/images/generations with this generator")
+    p.add_argument("-m", "--model", metavar="SPEC", help="model of a new library (an existing one keeps its own)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from polymodal.server.config import ServerConfig
+    from polymodal.server.run import run
+
+    config = ServerConfig(
+        library=Path(args.library).expanduser() if args.library else None, host=args.host, port=args.port,
+        token=args.token or os.environ.get("POLYMODAL_SERVER_TOKEN") or None,
+        allowed_hosts=tuple(args.allow_host), cors_origins=tuple(args.cors),
+        index_roots=tuple(Path(r).expanduser() for r in args.root), generator=args.generator, model=args.model,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+    ).check()
+    print(f"polymodal: serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "
+          "(Ctrl-C stops)")
+    run(config)
+    return 0

@@ -1,0 +1,125 @@
+"""Index jobs run in a background thread, one at a time, with progress a client can poll and a cancel.
+
+A job indexes with its own ``Library`` over the same encoder, so searches keep running on the server's
+library meanwhile (they see each batch once it is committed). Cancelling raises from the progress callback;
+the library treats it like Ctrl-C: batches committed so far stay, and the job is recorded as interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from polymodal.errors import AccessDeniedError, InputError, LibraryLockedError, NotFoundError, PolymodalError
+
+log = logging.getLogger("polymodal.server")
+
+
+class _Cancelled(KeyboardInterrupt):
+    """Raised inside the indexer to stop it; a KeyboardInterrupt so the library keeps what it committed."""
+
+
+@dataclass
+class Job:
+    id: str
+    paths: list[str]
+    state: str = "queued"  # queued, running, done, failed, cancelled
+    done: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    report: dict[str, Any] | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "paths": self.paths, "state": self.state, "done": self.done, "total": self.total,
+                "started": self.started, "finished": self.finished, "report": self.report, "error": self.error}
+
+
+def allowed_paths(paths: list[str], roots: list[str]) -> list[str]:
+    """Each path resolved, and only if it lies under one of ``roots`` (which are already resolved)."""
+    if not roots:
+        raise AccessDeniedError("this server may not index any folder: start it with --root DIR to allow one")
+    out = []
+    for p in paths:
+        if not isinstance(p, str) or not p or "\x00" in p:
+            raise InputError("each path must be a non-empty string")
+        real = os.path.realpath(p)
+        if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+            raise AccessDeniedError(f"{p} is outside the folders this server may index")
+        out.append(real)
+    return out
+
+
+class JobRunner:
+    """Starts index jobs with ``index(paths, progress)``, keeping the last few for clients to read."""
+
+    def __init__(self, index: Callable[[list[str], Callable[[int, int], None]], Any], keep: int = 50) -> None:
+        self._index = index
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def start(self, paths: list[str]) -> Job:
+        with self._lock:
+            if any(j.state in ("queued", "running") for j in self._jobs.values()):
+                raise LibraryLockedError("an index job is already running; wait for it, or cancel it")
+            job = Job(secrets.token_hex(8), paths)
+            self._jobs[job.id] = job
+            for old in list(self._jobs)[: max(0, len(self._jobs) - self._keep)]:
+                del self._jobs[old]
+        threading.Thread(target=self._run, args=(job,), name=f"index-{job.id}", daemon=True).start()
+        return job
+
+    def _run(self, job: Job) -> None:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+            if job.cancel_requested:
+                raise _Cancelled()
+
+        job.state = "running"
+        try:
+            if job.cancel_requested:
+                raise _Cancelled()
+            report = self._index(job.paths, progress)
+            job.report = report.to_dict() if hasattr(report, "to_dict") else None
+            job.state = "done"
+        except _Cancelled:
+            job.state = "cancelled"
+        except PolymodalError as exc:
+            job.state, job.error = "failed", str(exc)
+        except Exception as exc:
+            log.error("index job %s failed", job.id, exc_info=exc)
+            job.state, job.error = "failed", "internal error (see the server's log)"
+        finally:
+            job.finished = time.time()
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no index job {job_id[:40]!r} on this server")
+        return job
+
+    def list(self) -> list[Job]:
+        return sorted(self._jobs.values(), key=lambda j: -j.started)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.state in ("queued", "running"):
+            job.cancel_requested = True
+        return job
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        """For tests and the CLI: block until the job ends or ``timeout`` passes."""
+        end = time.monotonic() + timeout
+        job = self.get(job_id)
+        while job.state in ("queued", "running") and time.monotonic() < end:
+            time.sleep(0.05)
+        return job

@@ -1,0 +1,173 @@
+"""``/health`` and ``/api/...``: search, similar, items, classify, status and index jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from polymodal.server.service import SearchFilters, Service
+from polymodal.server.uploads import check_image, read_upload
+
+router = APIRouter()
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def _images(service: Service, uploads: list[UploadFile]) -> list[bytes]:
+    cfg = service.config
+    out = []
+    for up in uploads:
+        data = await read_upload(up, cfg.max_upload_bytes)
+        out.append(check_image(data, cfg.max_upload_bytes, cfg.max_upload_pixels))
+    return out
+
+
+@router.get("/health", tags=["server"], summary="Liveness: the server is up and its model loaded")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/version", tags=["server"], summary="polymodal's version, the model and the generator")
+def version(request: Request) -> dict[str, Any]:
+    from polymodal import __version__
+
+    service = _service(request)
+    return {"polymodal": __version__, "model": service.encoder.name, "dim": service.encoder.dim,
+            "generator": service.generator.name if service.generator is not None else None,
+            "video": False}
+
+
+@router.get("/api/status", tags=["library"], summary="What the library holds (as `polymodal status --json`)")
+def status(request: Request) -> dict[str, Any]:
+    return _service(request).library.status().to_dict()
+
+
+_K = Query(10, description="hits per page (1-1000)")
+_OFFSET = Query(0, description="hits to skip (pagination)")
+
+
+def _filters(after: str | None, before: str | None, path: str | None, kind: str | None, tag: list[str],
+             min_score: float | None, sort: str) -> SearchFilters:
+    return SearchFilters(after=after, before=before, path=path, kind=kind, tags=tuple(tag), min_score=min_score,
+                         sort=sort)
+
+
+@router.get("/api/search", tags=["search"], summary="Search by text: weighted terms ('2:sunset'), --not terms, filters")
+def search_get(
+    request: Request,
+    q: Annotated[list[str], Query(description="a text term (repeatable); 'W:TEXT' weighs it W")] = [],  # noqa: B006
+    negative: Annotated[list[str], Query(alias="not", description="text to move away from (repeatable)")] = [],  # noqa: B006
+    k: int = _K, offset: int = _OFFSET,
+    after: str | None = None, before: str | None = None, path: str | None = Query(None, description="glob"),
+    type: str | None = Query(None, description="image, video or audio"),
+    tag: Annotated[list[str], Query()] = [],  # noqa: B006
+    min_score: float | None = None, sort: str = "score", exact: bool = False,
+) -> dict[str, Any]:
+    page = _service(request).search(q, [], negative, [], _filters(after, before, path, type, tag, min_score, sort),
+                                    k, offset, exact)
+    return page.to_dict()
+
+
+@router.post("/api/search", tags=["search"], summary="Search by uploaded image(s), optionally with text terms")
+async def search_post(
+    request: Request,
+    image: Annotated[list[UploadFile], File(description="query image(s)")] = [],  # noqa: B006
+    not_image: Annotated[list[UploadFile], File(description="image(s) to move away from")] = [],  # noqa: B006
+    q: Annotated[list[str], Form()] = [],  # noqa: B006
+    negative: Annotated[list[str], Form(alias="not")] = [],  # noqa: B006
+    k: Annotated[int, Form()] = 10, offset: Annotated[int, Form()] = 0,
+    after: Annotated[str | None, Form()] = None, before: Annotated[str | None, Form()] = None,
+    path: Annotated[str | None, Form()] = None, type: Annotated[str | None, Form()] = None,
+    tag: Annotated[list[str], Form()] = [],  # noqa: B006
+    min_score: Annotated[float | None, Form()] = None, sort: Annotated[str, Form()] = "score",
+    exact: Annotated[bool, Form()] = False,
+) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    service = _service(request)
+    pos, neg = await _images(service, image), await _images(service, not_image)
+    page = await run_in_threadpool(service.search, q, pos, negative, neg,
+                                   _filters(after, before, path, type, tag, min_score, sort), k, offset, exact)
+    return page.to_dict()
+
+
+@router.get("/api/similar/{item_id}", tags=["search"], summary="More like this: items similar to a library item")
+def similar(
+    request: Request, item_id: str, k: int = _K, offset: int = _OFFSET,
+    after: str | None = None, before: str | None = None, path: str | None = None,
+    type: str | None = None,
+    tag: Annotated[list[str], Query()] = [],  # noqa: B006
+    min_score: float | None = None, sort: str = "score",
+) -> dict[str, Any]:
+    return _service(request).similar(item_id, _filters(after, before, path, type, tag, min_score, sort),
+                                     k, offset).to_dict()
+
+
+@router.get("/api/items/{item_id}", tags=["items"], summary="An item's metadata (the fields of a hit)")
+def item(request: Request, item_id: str) -> dict[str, Any]:
+    return _service(request).item(item_id).to_dict()
+
+
+@router.get("/api/items/{item_id}/thumbnail", tags=["items"], summary="An item's WebP thumbnail",
+            response_class=Response)
+def thumbnail(request: Request, item_id: str) -> Response:
+    data = _service(request).thumbnail(item_id)
+    return Response(data, media_type="image/webp", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/api/items/{item_id}/original", tags=["items"], response_class=Response,
+            summary="An item's original file: found by id only, inside the indexed folders, same bytes as indexed")
+def original(request: Request, item_id: str) -> Response:
+    data, media, name = _service(request).original(item_id)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    return Response(data, media_type=media, headers={"Content-Disposition": f'inline; filename="{safe}"',
+                                                     "Cache-Control": "private, max-age=3600"})
+
+
+@router.post("/api/classify", tags=["models"], summary="Zero-shot classify uploaded image(s) or a library item")
+async def classify(
+    request: Request,
+    labels: Annotated[list[str], Form(description="labels, repeated or comma-separated")],
+    image: Annotated[list[UploadFile], File()] = [],  # noqa: B006
+    item: Annotated[str | None, Form(description="a library item id instead of an upload")] = None,
+    top: Annotated[int | None, Form()] = None,
+) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    service = _service(request)
+    images = await _images(service, image)
+    if item:
+        images.append((await run_in_threadpool(service.original, item))[0])
+    names = [x.strip() for v in labels for x in v.split(",") if x.strip()]
+    return {"results": await run_in_threadpool(service.classify, images, names, top)}
+
+
+class IndexRequest(BaseModel):
+    paths: list[str] = Field(default_factory=list, description="folders or files under the server's --root "
+                             "folders; empty: re-scan the folders the library already holds")
+
+
+@router.post("/api/jobs", tags=["jobs"], status_code=202, summary="Start an index job in the background")
+def start_job(request: Request, body: IndexRequest) -> dict[str, Any]:
+    return _service(request).start_index(body.paths).to_dict()
+
+
+@router.get("/api/jobs", tags=["jobs"], summary="Index jobs of this server, newest first")
+def jobs(request: Request) -> dict[str, Any]:
+    service = _service(request)
+    return {"jobs": [j.to_dict() for j in service.jobs.list()], "roots": service.index_roots()}
+
+
+@router.get("/api/jobs/{job_id}", tags=["jobs"], summary="An index job's state and progress (done of total)")
+def job(request: Request, job_id: str) -> dict[str, Any]:
+    return _service(request).jobs.get(job_id).to_dict()
+
+
+@router.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel an index job (what it committed stays)")
+def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    return _service(request).jobs.cancel(job_id).to_dict()

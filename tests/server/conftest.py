@@ -1,0 +1,52 @@
+"""Fixtures for the server tests: one indexed library of real photos, an app over it, a TestClient."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # server_helpers
+PHOTOS = ("cat", "coffee", "rocket", "motorbike", "flower", "horse")
+
+
+def make_photo_dir(folder: Path, photos: dict[str, Path], names: tuple[str, ...] = PHOTOS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        src = photos[name]
+        dst = folder / f"{name}{src.suffix}"
+        shutil.copy(src, dst)
+        t = 1_600_000_000 + i * 86_400 * 40  # distinct dates, 40 days apart, from 2020-09
+        os.utime(dst, (t, t))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def served_library(tmp_path_factory, photos, lite):
+    """(library, photo folder): six real photos indexed with the offline model, shared read-only."""
+    from polymodal.library import Library
+
+    root = tmp_path_factory.mktemp("served")
+    folder = make_photo_dir(root / "photos", photos)
+    lib = Library.open(root / "lib", model=lite)
+    lib.add([folder])
+    return lib, folder
+
+
+@pytest.fixture(scope="session")
+def app(served_library):
+    from polymodal.server import ServerConfig, create_app
+
+    lib, _ = served_library
+    return create_app(ServerConfig(library=lib.root), library=lib)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        yield c

@@ -1,0 +1,151 @@
+"""The JSON API in-process: search (text, image, combined, negative, filters, pages), items, classify."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from server_helpers import ids_by_name
+
+
+def test_health_version_status_and_openapi(client, lite):
+    assert client.get("/health").json() == {"status": "ok"}
+    v = client.get("/api/version").json()
+    assert v["model"] == lite.name and v["dim"] == lite.dim and v["generator"] is None and v["video"] is False
+    st = client.get("/api/status").json()
+    assert st["items"] == 6 and st["model"] == lite.name
+    spec = client.get("/openapi.json").json()
+    for path in ("/health", "/api/search", "/api/similar/{item_id}", "/api/items/{item_id}",
+                 "/api/items/{item_id}/thumbnail", "/api/items/{item_id}/original", "/api/classify", "/api/jobs",
+                 "/v1/embeddings", "/v1/images/generations"):
+        assert path in spec["paths"], path
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("query,expected", [("a cat", "cat"), ("a cup of coffee", "coffee"),
+                                            ("a space rocket launch", "rocket"), ("flowers", "flower")])
+def test_text_search_ranks_the_right_photo_first(client, query, expected):
+    hits = client.get("/api/search", params={"q": query, "k": 3}).json()["hits"]
+    assert len(hits) == 3
+    assert Path(hits[0]["path"]).stem == expected
+    assert hits[0]["score"] > hits[1]["score"] >= hits[2]["score"]
+
+
+def test_hits_have_exactly_the_fields_of_search_json(client, served_library, tmp_path):
+    lib, _ = served_library
+    out = subprocess.run([sys.executable, "-m", "polymodal", "search", "a cat", "-k", "2", "--json",
+                          "--library", str(lib.root)], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "POLYMODAL_CONFIG": str(tmp_path / "none.toml")})
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    api = client.get("/api/search", params={"q": "a cat", "k": 2}).json()["hits"]
+    assert [set(h) for h in api] == [set(h) for h in cli]
+    assert [h["id"] for h in api] == [h["id"] for h in cli]
+    assert api[0]["score"] == pytest.approx(cli[0]["score"], abs=1e-5)
+
+
+def test_image_upload_search_finds_the_same_photo(client, photos):
+    data = photos["rocket"].read_bytes()
+    r = client.post("/api/search", files={"image": ("q.jpg", data, "image/jpeg")}, data={"k": "2"})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    assert Path(hits[0]["path"]).stem == "rocket" and hits[0]["score"] > 0.99
+
+
+def test_combined_and_negative_terms_change_the_ranking(client):
+    base = client.get("/api/search", params={"q": "an animal", "k": 6}).json()["hits"]
+    away = client.get("/api/search", params=[("q", "an animal"), ("not", "a cat"), ("k", "6")]).json()["hits"]
+    rank = {h["id"]: i for i, h in enumerate(base)}
+    rank_away = {h["id"]: i for i, h in enumerate(away)}
+    cat = next(h["id"] for h in base if Path(h["path"]).stem == "cat")
+    assert rank_away[cat] > rank[cat]
+    weighted = client.get("/api/search", params=[("q", "3:a horse"), ("q", "a cup of coffee")]).json()["hits"]
+    assert Path(weighted[0]["path"]).stem == "horse"
+
+
+def test_a_text_naming_a_file_is_searched_as_text_never_read(client, tmp_path, monkeypatch):
+    # The library's own parser takes an existing path for an image; over HTTP that would read any file.
+    secret = tmp_path / "secret.png"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), "red").save(secret)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **kw: opened.append(fp) or real_open(fp, *a, **kw))
+    for q in (str(secret), f"2:{secret}"):
+        r = client.get("/api/search", params={"q": q, "k": 1})
+        assert r.status_code == 200
+    assert not [p for p in opened if str(secret) in str(p)]
+
+
+def test_filters_and_pagination(client):
+    all_hits = client.get("/api/search", params={"q": "a photo", "k": 6}).json()["hits"]
+    page1 = client.get("/api/search", params={"q": "a photo", "k": 2}).json()
+    page2 = client.get("/api/search", params={"q": "a photo", "k": 2, "offset": 2}).json()
+    assert [h["id"] for h in page1["hits"] + page2["hits"]] == [h["id"] for h in all_hits[:4]]
+    assert page1["next_offset"] == 2
+    only_png = client.get("/api/search", params={"q": "a photo", "k": 6, "path": "*.jpg"}).json()["hits"]
+    assert only_png and all(h["path"].endswith(".jpg") for h in only_png)
+    after = client.get("/api/search", params={"q": "a photo", "k": 6, "after": "2021-01-01"}).json()["hits"]
+    assert 0 < len(after) < 6 and all(h["date"] >= "2021-01-01" for h in after)
+    by_date = client.get("/api/search", params={"q": "a photo", "k": 6, "sort": "date"}).json()["hits"]
+    dates = [h["date"] for h in by_date]
+    assert dates == sorted(dates, reverse=True)  # newest first
+
+
+@pytest.mark.parametrize("params,param", [({"q": "x", "k": 0}, None), ({"q": "x", "k": 5000}, None),
+                                          ({"q": "x", "offset": -1}, None), ({}, None), ({"q": "x", "k": "many"}, "k"),
+                                          ({"q": "x", "after": "yesterday"}, None), ({"q": "0:x"}, None)])
+def test_bad_search_parameters_are_400_json_without_traceback(client, params, param):
+    r = client.get("/api/search", params=params)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["type"] == "invalid_request_error"
+    assert "Traceback" not in r.text and "File \"" not in r.text
+    if param:
+        assert err["param"] == param
+
+
+def test_similar_item_thumbnail_and_original(client, photos):
+    ids = ids_by_name(client)
+    hits = client.get(f"/api/similar/{ids['cat']}", params={"k": 5}).json()["hits"]
+    assert len(hits) == 5 and ids["cat"] not in [h["id"] for h in hits]
+    item = client.get(f"/api/items/{ids['coffee']}").json()
+    assert Path(item["path"]).stem == "coffee" and item["width"] > 0
+    th = client.get(f"/api/items/{ids['coffee']}/thumbnail")
+    assert th.status_code == 200 and th.headers["content-type"] == "image/webp" and th.content[8:12] == b"WEBP"
+    orig = client.get(f"/api/items/{ids['rocket']}/original")
+    assert orig.status_code == 200 and orig.content == photos["rocket"].read_bytes()
+    assert orig.headers["content-type"] == "image/jpeg"
+    assert client.get("/api/items/0123456789abcdef").status_code == 404
+    assert client.get("/api/items/0123456789abcdef").json()["error"]["type"] == "not_found_error"
+
+
+def test_classify_upload_and_library_item(client, photos):
+    r = client.post("/api/classify", files={"image": ("c.png", photos["cat"].read_bytes(), "image/png")},
+                    data={"labels": "a cat,a rocket,a cup of coffee"})
+    assert r.status_code == 200, r.text
+    labels = r.json()["results"][0]["labels"]
+    assert labels[0]["label"] == "a cat" and sum(x["score"] for x in labels) == pytest.approx(1, abs=1e-4)
+    ids = ids_by_name(client)
+    r = client.post("/api/classify", data={"labels": ["a cat", "a rocket", "a cup of coffee"], "item": ids["coffee"]})
+    assert r.json()["results"][0]["labels"][0]["label"] == "a cup of coffee"
+    assert client.post("/api/classify", data={"labels": "a,a"}, files={"image": ("c.png", photos["cat"].read_bytes(),
+                                                                                 "image/png")}).status_code == 400
+
+
+def test_page_and_static_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>polymodal</title>" in page.text
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/../app.py").status_code == 404
+    assert page.headers["x-frame-options"] == "DENY" and "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_upload_bytes_are_not_decoded_when_not_an_image(client):
+    r = client.post("/api/search", files={"image": ("x.png", io.BytesIO(b"not an image at all"), "image/png")})
+    assert r.status_code == 400 and "not a readable image" in r.json()["error"]["message"]
