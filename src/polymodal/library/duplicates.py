@@ -19,9 +19,9 @@ def near_duplicate_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[in
     """(i, j, similarity) with i < j for every pair at or above ``threshold``."""
     pairs: list[tuple[int, int, float]] = []
     n = len(vectors)
-    rows = max(16, min(_BLOCK, _BLOCK_FLOATS // max(n, 1)))  # keeps each block product near 128 MB
-    for start in range(0, n, rows):
-        block = vectors[start: start + rows] @ vectors[start:].T
+    step = max(16, min(_BLOCK, _BLOCK_FLOATS // max(n, 1)))  # keeps each block product near 128 MB
+    for start in range(0, n, step):
+        block = vectors[start: start + step] @ vectors[start:].T
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows.tolist(), cols.tolist()):
             i, j = start + r, start + c
