@@ -137,3 +137,20 @@ def test_the_library_inside_a_scanned_folder_is_not_indexed(tmp_path, photo_dir,
     lib.add([photo_dir])
     lib.add([photo_dir])
     assert lib.status().items == 8 and not lib.failures()
+
+
+def test_an_unexpected_decoder_crash_is_recorded_not_fatal(tmp_path, photo_dir, lite_encoder, monkeypatch):
+    import polymodal.library.ingest as ingest
+
+    real = ingest.make_thumbnail
+
+    def flaky(image):
+        if image.size[0] == 400:  # horse.png, 400 x 328
+            raise ValueError("codec exploded")
+        return real(image)
+
+    monkeypatch.setattr(ingest, "make_thumbnail", flaky)
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    report = lib.add([photo_dir])
+    assert (report.added, report.failed) == (7, 1)
+    assert lib.failures()[0].reason == "cannot process it: ValueError: codec exploded"

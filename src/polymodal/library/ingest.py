@@ -185,20 +185,21 @@ class Indexer:
         if not data:
             out.error = "the file is empty (0 bytes)"
             return out
+        encoder = self.encoder  # outside the try: a model that cannot load is the job's error, not the file's
         try:
             # The encoder's loader may decode a large JPEG at reduced size (still >= 2x its input side),
             # which is plenty for the embedding and the 256 px thumbnail; the true size comes from the header.
-            image = self.encoder.load_image(data)
+            image = encoder.load_image(data)
+            out.meta, size = _header(data)
+            out.width, out.height = size or image.size
+            out.thumbnail = make_thumbnail(image)
+            out.pixels = encoder.preprocess_image(image)
         except ImageDecodeError as exc:
             out.error = exc.reason
-            return out
-        out.meta, size = _header(data)
-        out.width, out.height = size or image.size
-        out.thumbnail = make_thumbnail(image)
-        try:
-            out.pixels = self.encoder.preprocess_image(image)
-        except Exception as exc:  # noqa: BLE001 - one odd image must not stop the job; it is recorded
-            out.error = f"the model cannot preprocess it: {exc}"
+        except MemoryError:
+            out.error = "not enough memory to decode it"
+        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the job; it is recorded instead
+            out.error = f"cannot process it: {type(exc).__name__}: {exc}"
         return out
 
     def _embed(self, pixels: list[Any]) -> np.ndarray:
