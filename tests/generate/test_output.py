@@ -27,7 +27,7 @@ def test_no_space_before_generation_costs_nothing(generator, scorer, tmp_path: P
     monkeypatch.setattr(prov.shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 1000, 1000))
     made: list[int] = []
     monkeypatch.setattr(type(generator), "make", lambda self, req, progress=None: made.append(1) or [])
-    with pytest.raises(OutputSpaceError, match="not enough space in .*free some space or give --out"):
+    with pytest.raises(OutputSpaceError, match=r"not enough space in .*free some space or give --out"):
         generate("a cat", n=2, model=generator, size=32, steps=1, seed=0, encoder=scorer, out=tmp_path / "o")
     assert made == []  # refused before any compute
     assert list((tmp_path / "o").iterdir()) == []
@@ -47,7 +47,7 @@ def test_disk_full_mid_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(prov, "_write_all", failing)
     (tmp_path / "keep.txt").write_text("the user's own file")
     images = [_image(1), _image(2)]
-    with pytest.raises(OutputSpaceError, match="no space left in .*nothing was kept"):
+    with pytest.raises(OutputSpaceError, match=r"no space left in .*nothing was kept"):
         prov.save_images(images, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
     assert all(i.path is None for i in images)

@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/tiny_mo
 
 def make_tiny_sd(out: Path, seed: int = 0) -> Path:
     from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from tiny_models import _clip_bpe_files
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from tiny_models import _clip_bpe_files
 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
