@@ -93,9 +93,10 @@ def create_app(config: ServerConfig, *, library: Any = None, generator: Any = No
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST",
                            "DELETE"], allow_headers=["Authorization", "Content-Type"])
-    # outermost first: the guard refuses before anything else runs
-    app.add_middleware(_Headers)
+    # the last added runs first: headers and the access log wrap everything, then the guard refuses before
+    # any route, body parsing or model work
     app.add_middleware(Guard, config=config)
+    app.add_middleware(_Headers)
     return app
 
 

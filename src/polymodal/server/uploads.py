@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import re
+import warnings
 from typing import Any
 
 from polymodal.errors import ImageDecodeError, InputError, UploadTooLargeError
@@ -39,8 +40,10 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int, source: str = "upl
     if len(data) > max_bytes:
         raise UploadTooLargeError(f"{source} is larger than the server's limit of {max_bytes} bytes")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower, below
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(source, f"not a readable image ({type(exc).__name__})") from None
     if width * height > max_pixels:
