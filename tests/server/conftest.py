@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from server_helpers import LiveServer
 
 sys.path.insert(0, str(Path(__file__).parent))  # server_helpers
 PHOTOS = ("cat", "coffee", "rocket", "motorbike", "flower", "horse")
@@ -50,39 +51,6 @@ def client(app):
 
     with TestClient(app, base_url="http://127.0.0.1:8000") as c:
         yield c
-
-
-class LiveServer:
-    """An app served by uvicorn in a thread on a free loopback port (for real clients: openai, chromium)."""
-
-    def __init__(self, app) -> None:
-        import socket
-        import threading
-
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        import time
-
-        self.thread.start()
-        end = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < end and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @pytest.fixture(scope="session")
