@@ -69,44 +69,38 @@ def _generator_spec(args: argparse.Namespace) -> str | None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from polymodal.generation import generate, load_generator
-    from polymodal.models import load_model
+    from polymodal.generation import generate
 
     options = {"response_format": args.response_format} if args.provider == "openai" else {}
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a directory to save images in")
-    gen = load_generator(_generator_spec(args), device=args.device, **options)
-    encoder = load_model(args.encoder, device=args.device)
-    unit = "step" if gen.seedable else "image"
+    unit = "image" if args.provider == "openai" else "step"
     images = generate(
-        args.prompt, n=args.n, keep=args.keep, model=gen, steps=args.steps, guidance=args.guidance,
-        size=args.size, seed=args.seed, negative=args.negative, out=out, encoder=encoder, truncate=args.truncate,
-        progress=progress_bar("generating", unit),
+        args.prompt, n=args.n, keep=args.keep, model=_generator_spec(args), steps=args.steps, guidance=args.guidance,
+        size=args.size, seed=args.seed, negative=args.negative, out=out, encoder=args.encoder, device=args.device,
+        truncate=args.truncate, progress=progress_bar("generating", unit), **options,
     )
     if args.add:
-        _add_to_library([str(i.path) for i in images], args.library, encoder)
+        _add_to_library([str(i.path) for i in images], args.library, images[0].scorer)
     if args.json:
         print_json([i.to_dict() for i in images])
         return 0
     rows = [[str(i.path), f"{i.score:.4f}", "-" if i.seed is None else str(i.seed)] for i in images]
     print_table(rows, ["PATH", "CLIPSCORE", "SEED"])
     made = images[0].candidates if images else 0
-    print(f"kept {len(images)} of {made} candidates, scored with {encoder.name}", file=sys.stderr)
+    print(f"kept {len(images)} of {made} candidates, scored with {images[0].scorer}", file=sys.stderr)
     return 0
 
 
-def _add_to_library(paths: list[str], library: str | None, encoder: object) -> None:
+def _add_to_library(paths: list[str], library: str | None, scorer: str) -> None:
     from polymodal.library.api import Library
-    from polymodal.models.base import Encoder
 
     lib = Library.open(library)
-    # A new library takes the scoring encoder as its model (no second load); an existing one keeps its own.
-    if lib.model is None or (isinstance(encoder, Encoder) and lib.model == encoder.name):
-        assert isinstance(encoder, Encoder)
-        lib = Library.open(lib.root, model=encoder)
+    if lib.model is None:  # a new library takes the scoring encoder as its model; an existing one keeps its own
+        lib = Library.open(lib.root, model=scorer)
     report = lib.add(paths)
-    print(f"added {report.added} image(s) to the library {lib.root}", file=sys.stderr)
+    print(f"added {report.added} image(s) to the library {lib.root} ({lib.model})", file=sys.stderr)
 
 
 def run_fid(args: argparse.Namespace) -> int:

@@ -81,6 +81,14 @@ def generate(
     check_prompt(prompt)
     if negative is not None and not negative.strip():
         negative = None
+    # everything that needs no model is checked before one is loaded
+    _check_count("n", n)
+    _check_count("keep", keep)
+    if n is not None and n > MAX_CANDIDATES:
+        raise InputError(f"n={n} is more than {MAX_CANDIDATES} candidates in one call; generate in several calls")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**62):
+        raise InputError(f"seed must be a whole number from 0 to 2^62, got {seed!r}")
+    asked_size = parse_size(size) if size is not None else None
     if out is not None:
         from polymodal.generation.provenance import prepare_out
 
@@ -89,21 +97,13 @@ def generate(
     if not gen.seedable:
         _refuse_unseedable(gen, seed=seed, steps=steps, guidance=guidance, negative=negative)
     n = gen.default_n if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise InputError(f"n must be a whole number of at least 1, got {n!r}")
-    if n > MAX_CANDIDATES:
-        raise InputError(f"n={n} is more than {MAX_CANDIDATES} candidates in one call; generate in several calls")
     keep = 1 if keep is None else keep
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep <= 0:
-        raise InputError(f"keep must be a whole number of at least 1, got {keep!r}")
     if keep > n:
         raise InputError(f"keep={keep} is more than the n={n} candidates made; lower keep or raise n")
     ref = gen.defaults()
-    width, height = parse_size(size) if size is not None else (ref.width, ref.height)
+    width, height = asked_size or (ref.width, ref.height)
     if gen.seedable and seed is None:
         seed = secrets.randbelow(2**31)  # recorded, so even an unseeded image can be made again
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or seed + n > 2**63):
-        raise InputError(f"seed must be a whole number from 0 to 2^63 - n, got {seed!r}")
     request = GenerationRequest(
         prompt=prompt, negative=negative, n=n, steps=ref.steps if steps is None else int(steps),
         guidance=ref.guidance if guidance is None else float(guidance), width=width, height=height, seed=seed,
@@ -129,6 +129,11 @@ def generate(
 
         save_images(kept, out)
     return kept
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def _encoder(encoder: str | Encoder | None, device: str | None) -> Encoder:
