@@ -1,0 +1,119 @@
+"""Index jobs over HTTP (start, progress, cancel) and the ``polymodal serve`` command itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "library"))  # library_helpers
+
+from library_helpers import noise_images
+
+
+@pytest.fixture
+def job_app(tmp_path, photos, lite):
+    from polymodal.library import Library
+    from polymodal.server import ServerConfig, create_app
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    lib = Library.open(tmp_path / "lib", model=lite)
+    app = create_app(ServerConfig(library=lib.root, index_roots=(allowed,)), library=lib)
+    return app, allowed
+
+
+def _client(app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1:8000")
+
+
+def _wait(c, job_id: str, timeout: float = 60) -> dict:
+    end = time.monotonic() + timeout
+    while True:
+        job = c.get(f"/api/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running") or time.monotonic() > end:
+            return job
+        time.sleep(0.05)
+
+
+def test_an_index_job_runs_in_the_background_with_progress(job_app, photos):
+    app, allowed = job_app
+    folder = allowed / "new"
+    folder.mkdir()
+    for name in ("cat", "rocket", "coffee"):
+        shutil.copy(photos[name], folder / photos[name].name)
+    with _client(app) as c:
+        assert c.get("/api/search", params={"q": "a cat"}).json()["hits"] == []
+        r = c.post("/api/jobs", json={"paths": [str(folder)]})
+        assert r.status_code == 202 and r.json()["state"] in ("queued", "running", "done")
+        job = _wait(c, r.json()["id"])
+        assert job["state"] == "done" and job["done"] == job["total"] == 3
+        assert job["report"]["added"] == 3
+        hits = c.get("/api/search", params={"q": "a cat"}).json()["hits"]
+        assert Path(hits[0]["path"]).name == photos["cat"].name
+        assert c.get("/api/jobs").json()["jobs"][0]["id"] == job["id"]
+        # no paths: re-scan what the library holds (nothing changed)
+        again = _wait(c, c.post("/api/jobs", json={}).json()["id"])
+        assert again["state"] == "done" and again["report"]["skipped"] == 3
+        assert c.get("/api/jobs/ffffffffffffffff").status_code == 404
+
+
+def test_a_job_can_be_cancelled_and_keeps_what_it_committed(job_app):
+    app, allowed = job_app
+    noise_images(allowed / "noise", 400, size=64)
+    with _client(app) as c:
+        job_id = c.post("/api/jobs", json={"paths": [str(allowed / "noise")]}).json()["id"]
+        assert c.post("/api/jobs", json={"paths": [str(allowed)]}).status_code == 409  # one at a time
+        assert c.delete(f"/api/jobs/{job_id}").status_code == 200
+        job = _wait(c, job_id)
+        assert job["state"] == "cancelled" and job["done"] < 400
+        st = c.get("/api/status").json()
+        assert st["last_job"]["state"] == "interrupted" and st["items"] == job["done"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_polymodal_serve_refuses_a_public_bind_without_a_token(tmp_path):
+    env = {**os.environ, "POLYMODAL_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("POLYMODAL_SERVER_TOKEN", None)
+    out = subprocess.run([sys.executable, "-m", "polymodal", "serve", "--host", "0.0.0.0", "--library",
+                          str(tmp_path / "lib")], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2 and "without a token" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_polymodal_serve_serves_the_library(served_library, tmp_path):
+    lib, _ = served_library
+    port = _free_port()
+    env = {**os.environ, "POLYMODAL_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.Popen([sys.executable, "-m", "polymodal", "serve", "--library", str(lib.root), "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
+        hits = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": "a cup of coffee", "k": 1}).json()
+        assert Path(hits["hits"][0]["path"]).stem == "coffee"
+        assert httpx.get(f"http://127.0.0.1:{port}/health", headers={"Host": "evil.example"}).status_code == 400
+    finally:
+        proc.terminate()
+        proc.wait(20)
