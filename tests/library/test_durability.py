@@ -61,16 +61,31 @@ def _wait_for(lib_dir: Path, encoder, proc: subprocess.Popen, at_least: int, tim
     raise AssertionError("the indexer made no progress")
 
 
+def _wait_for_files(lib_dir: Path, proc: subprocess.Popen, at_least: int, timeout: float = 90) -> None:
+    """Poll cheaply (one row count) so the kill lands mid-run even on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            lib = Library.open(lib_dir, create=False)
+            if lib.store.items() is not None and lib.store.files().count_rows() >= at_least:
+                return
+        except NotALibraryError:
+            pass
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "indexer exited"
+        time.sleep(0.02)
+    raise AssertionError("the indexer made no progress")
+
+
 # A subprocess loading the model on a CPU shared with other jobs can take a while: allow more than the default.
 @pytest.mark.timeout(300)
 def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"
-    n = 120
+    n = 240
     noise_images(folder, n)
     lib_dir = tmp_path / "lib"
     proc = _start_indexer(folder, lib_dir)
     try:
-        _wait_for(lib_dir, lite_encoder, proc, at_least=24)
+        _wait_for_files(lib_dir, proc, at_least=24)
         assert proc.poll() is None, "the indexer finished before it could be killed; give it more files"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
