@@ -1,0 +1,212 @@
+// polymodal's web page: plain DOM code over the JSON API, no build step, nothing from third parties.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { query: null, offset: 0 };  // the last search, for "More results"
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+async function api(path, options = {}) {
+  const r = await fetch(path, { credentials: "same-origin", ...options });
+  const body = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+  if (!r.ok) throw new Error(body?.error?.message || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function say(id, text, isError = false) {
+  const node = $(id);
+  node.textContent = text;
+  node.classList.toggle("error", isError);
+}
+
+// -- views ------------------------------------------------------------------------------------------------
+
+function show(view) {
+  for (const tab of document.querySelectorAll(".tab")) {
+    if (tab.dataset.view === view) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  for (const section of document.querySelectorAll(".view")) section.hidden = section.id !== `view-${view}`;
+  if (view === "jobs") refreshJobs();
+}
+
+// -- search -----------------------------------------------------------------------------------------------
+
+function filterParams() {
+  const p = new URLSearchParams();
+  const add = (name, id) => { const v = $(id).value.trim(); if (v) p.append(name, v); };
+  add("not", "#f-not"); add("after", "#f-after"); add("before", "#f-before"); add("path", "#f-path");
+  add("tag", "#f-tag"); add("sort", "#f-sort");
+  p.set("k", String(Math.min(200, Math.max(1, parseInt($("#f-k").value, 10) || 24))));
+  return p;
+}
+
+function card(hit) {
+  const date = hit.date ? hit.date.slice(0, 10) : "";
+  const name = hit.path.split("/").pop();
+  return el("li", { class: "card", "data-id": hit.id },
+    el("a", { href: `/api/items/${hit.id}/original`, target: "_blank", rel: "noopener", title: hit.path },
+      el("img", { src: `/api/items/${hit.id}/thumbnail`, alt: name, loading: "lazy" })),
+    el("div", { class: "meta" },
+      el("span", { class: "score", text: `score ${hit.score.toFixed(3)}` }),
+      el("span", { class: "path", text: hit.path }),
+      el("time", { datetime: hit.date || "", text: date })),
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "similar", text: "More like this", onclick: () => similar(hit) })));
+}
+
+async function runSearch(query, append = false) {
+  state.query = query;
+  state.offset = append ? state.offset : 0;
+  const params = filterParams();
+  params.set("offset", String(state.offset));
+  say("#search-status", "searching…");
+  try {
+    let body;
+    if (query.kind === "text") {
+      params.append("q", query.text);
+      body = await api(`/api/search?${params}`);
+    } else if (query.kind === "similar") {
+      body = await api(`/api/similar/${query.id}?${params}`);
+    } else {
+      const form = new FormData();
+      form.append("image", query.file);
+      for (const [k, v] of params) form.append(k, v);
+      if ($("#q").value.trim()) form.append("q", $("#q").value.trim());
+      body = await api("/api/search", { method: "POST", body: form });
+    }
+    const grid = $("#grid");
+    if (!append) grid.replaceChildren();
+    for (const hit of body.hits) grid.append(card(hit));
+    state.offset = body.offset + body.hits.length;
+    $("#more").hidden = body.next_offset === null;
+    say("#search-status", grid.children.length ? `${grid.children.length} results for ${query.label}`
+      : `no results for ${query.label}`);
+  } catch (err) {
+    say("#search-status", err.message, true);
+  }
+}
+
+function similar(hit) {
+  runSearch({ kind: "similar", id: hit.id, label: `items like ${hit.path.split("/").pop()}` });
+}
+
+function searchImage(file) {
+  if (!file || !file.type.startsWith("image/")) { say("#search-status", "drop an image file", true); return; }
+  runSearch({ kind: "image", file, label: `the image ${file.name}` });
+}
+
+// -- classify, generate, jobs -----------------------------------------------------------------------------
+
+async function classify(event) {
+  event.preventDefault();
+  const form = new FormData();
+  form.append("image", $("#c-image").files[0]);
+  form.append("labels", $("#c-labels").value);
+  say("#classify-status", "classifying…");
+  try {
+    const body = await api("/api/classify", { method: "POST", body: form });
+    const list = $("#classify-result");
+    list.replaceChildren(...body.results[0].labels.map((l) => {
+      const bar = el("span", { class: "bar" });
+      bar.style.width = `${Math.max(1, Math.round(l.score * 100))}%`;  // CSSOM: allowed under the CSP
+      return el("li", {}, el("span", { class: "label", text: l.label }), bar,
+        el("span", { text: `${(l.score * 100).toFixed(1)}%` }));
+    }));
+    say("#classify-status", "");
+  } catch (err) { say("#classify-status", err.message, true); }
+}
+
+async function generate(event) {
+  event.preventDefault();
+  say("#generate-status", "generating… (this can take a while)");
+  try {
+    const body = await api("/v1/images/generations", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt: $("#g-prompt").value, n: parseInt($("#g-n").value, 10) || 1 }),
+    });
+    $("#generate-result").replaceChildren(...body.data.map((d) => el("div", { class: "card" },
+      el("img", { src: `data:image/png;base64,${d.b64_json}`, alt: $("#g-prompt").value }))));
+    say("#generate-status", "");
+  } catch (err) { say("#generate-status", err.message, true); }
+}
+
+let polling = null;
+
+function jobItem(job) {
+  const running = job.state === "queued" || job.state === "running";
+  const bar = el("progress", { max: String(job.total || 1), value: String(job.done), "aria-label": "progress" });
+  const item = el("li", { "data-job": job.id },
+    el("strong", { text: job.state }), el("span", { text: job.paths.join(", ") }), bar,
+    el("span", { class: "count", text: `${job.done} / ${job.total}` }));
+  if (job.error) item.append(el("span", { class: "error", text: job.error }));
+  if (running) item.append(el("button", { type: "button", text: "Cancel", onclick: () => cancelJob(job.id) }));
+  return item;
+}
+
+async function refreshJobs() {
+  try {
+    const body = await api("/api/jobs");
+    $("#jobs").replaceChildren(...body.jobs.map(jobItem));
+    $("#job-roots").textContent = body.roots.length ? `folders this server may index: ${body.roots.join(", ")}`
+      : "this server may not index new folders (start it with --root DIR)";
+    const active = body.jobs.some((j) => j.state === "queued" || j.state === "running");
+    clearTimeout(polling);
+    if (active) polling = setTimeout(refreshJobs, 500);
+  } catch (err) { say("#job-status", err.message, true); }
+}
+
+async function startJob(event) {
+  event.preventDefault();
+  const path = $("#j-path").value.trim();
+  try {
+    await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ paths: path ? [path] : [] }) });
+    say("#job-status", "indexing started");
+  } catch (err) { say("#job-status", err.message, true); }
+  refreshJobs();
+}
+
+async function cancelJob(id) {
+  try { await api(`/api/jobs/${id}`, { method: "DELETE" }); } catch (err) { say("#job-status", err.message, true); }
+  refreshJobs();
+}
+
+// -- wiring -----------------------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", async () => {
+  for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
+  $("#search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("#q").value.trim();
+    if (text) runSearch({ kind: "text", text, label: `“${text}”` });
+  });
+  $("#image-input").addEventListener("change", (e) => searchImage(e.target.files[0]));
+  $("#more").addEventListener("click", () => state.query && runSearch(state.query, true));
+  const zone = $("#drop-zone");
+  // the whole page takes drops, so a photo dragged anywhere becomes the query
+  document.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  document.addEventListener("dragleave", () => zone.classList.remove("over"));
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    searchImage(e.dataTransfer?.files?.[0]);
+  });
+  $("#classify-form").addEventListener("submit", classify);
+  $("#generate-form").addEventListener("submit", generate);
+  $("#job-form").addEventListener("submit", startJob);
+  try {
+    const v = await api("/api/version");
+    $("#version").textContent = `polymodal ${v.polymodal} · ${v.model}`;
+    $("#generate-tab").hidden = !v.generator;
+  } catch (err) { $("#version").textContent = err.message; }
+});

@@ -1,0 +1,101 @@
+"""The web page in a real browser: Debian's chromium driven by Playwright, against a live server on loopback.
+
+.ci/run installs chromium, so a missing browser is a failure here, not a skip.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live):
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone's screen
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.goto(live.url + "/")
+    expect(pg.locator("#version")).to_contain_text("polymodal ")
+    yield pg
+    context.close()
+    assert not errors, errors  # includes CSP violations
+
+
+def _first_card_name(page) -> str:
+    page.wait_for_selector("#grid li.card")
+    return page.locator("#grid li.card .path").first.inner_text().rsplit("/", 1)[-1]
+
+
+def test_typing_a_query_shows_the_expected_photo_first(page):
+    page.keyboard.type("a cup of coffee")  # the box has focus on load
+    page.keyboard.press("Enter")
+    assert _first_card_name(page) == "coffee.png"
+    thumb = page.locator("#grid li.card img").first
+    # (waits in Python: the page's CSP forbids the string eval behind wait_for_function)
+    for _ in range(100):
+        if thumb.evaluate("img => img.complete && img.naturalWidth"):
+            break
+        page.wait_for_timeout(50)
+    assert thumb.evaluate("img => img.naturalWidth") > 0
+    assert "/thumbnail" in thumb.get_attribute("src")
+    assert page.locator("#grid li.card .score").first.inner_text().startswith("score 0.")
+    assert page.locator("#grid li.card time").first.inner_text().startswith("20")
+    # readable on a phone: nothing wider than the screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_dropping_an_image_searches_by_it(page, photos):
+    data = base64.b64encode(photos["rocket"].read_bytes()).decode()
+    page.evaluate("""async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "query.jpg", { type: "image/jpeg" }));
+        document.querySelector("#drop-zone").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+    }""", data)
+    expect(page.locator("#search-status")).to_contain_text("query.jpg")
+    assert _first_card_name(page) == "rocket.jpg"
+
+
+def test_more_like_this_and_keyboard_only_use(page):
+    page.keyboard.type("a cat")
+    page.keyboard.press("Enter")
+    assert _first_card_name(page) == "cat.png"
+    page.locator("#grid li.card button.similar").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#search-status")).to_contain_text("items like cat.png")
+    names = page.locator("#grid li.card .path").all_inner_texts()
+    assert names and not any(n.endswith("/cat.png") for n in names)
+
+
+def test_classify_view(page, photos):
+    page.get_by_role("button", name="Classify").click()
+    page.set_input_files("#c-image", str(photos["cat"]))
+    page.fill("#c-labels", "a cat, a rocket, a cup of coffee")
+    page.get_by_role("button", name="Classify", exact=True).last.click()
+    page.wait_for_selector("#classify-result li")
+    assert page.locator("#classify-result li .label").first.inner_text() == "a cat"
+
+
+def test_index_view_lists_jobs_and_roots(page):
+    page.get_by_role("button", name="Index").click()
+    expect(page.locator("#job-roots")).to_contain_text("may index")
