@@ -154,3 +154,23 @@ def test_an_unexpected_decoder_crash_is_recorded_not_fatal(tmp_path, photo_dir, 
     report = lib.add([photo_dir])
     assert (report.added, report.failed) == (7, 1)
     assert lib.failures()[0].reason == "cannot process it: ValueError: codec exploded"
+
+
+def test_a_model_failure_on_one_image_fails_only_that_image(tmp_path, photo_dir, lite_encoder, monkeypatch):
+    import numpy as np
+
+    horse = float(np.asarray(lite_encoder.preprocess_image(lite_encoder.load_image(photo_dir / "horse.png"))).sum())
+    real = type(lite_encoder)._embed_image_batch
+
+    def picky(batch):
+        if any(abs(float(np.asarray(x).sum()) - horse) < 1e-3 for x in batch):
+            raise RuntimeError("kernel failed")
+        return real(lite_encoder, batch)
+
+    monkeypatch.setattr(lite_encoder, "_embed_image_batch", picky)
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    report = lib.add([photo_dir])
+    assert (report.added, report.failed) == (7, 1)
+    assert lib.failures()[0].path.endswith("horse.png")
+    assert "the model failed on it: RuntimeError: kernel failed" == lib.failures()[0].reason
+    assert Path(lib.search("a cat", k=1)[0].path).name == "cat.png"

@@ -65,6 +65,7 @@ class _Prepared:
     digest: str | None = None
     error: str | None = None
     pixels: Any = None  # the encoder's preprocessed input; None for content already in the library
+    vector: Any = None  # its embedding, once computed
     width: int = 0
     height: int = 0
     meta: PhotoMetadata | None = None
@@ -206,6 +207,33 @@ class Indexer:
         emb = np.asarray(self.encoder._embed_image_batch(pixels), dtype=np.float32)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
+    def _embed_prepared(self, prepared: list[_Prepared]) -> None:
+        """Set ``vector`` on every prepared file that needs one; one bad input fails only itself."""
+        firsts: dict[str | None, _Prepared] = {}
+        for p in prepared:
+            if p.error is None and p.pixels is not None:
+                firsts.setdefault(p.digest, p)  # the same bytes twice in a batch are embedded once
+        todo = list(firsts.values())
+        if not todo:
+            return
+        try:
+            emb = self._embed([p.pixels for p in todo])
+        except Exception:  # noqa: BLE001 - retried one by one below to find the input at fault
+            emb = None
+        for n, p in enumerate(todo):
+            if emb is not None:
+                p.vector = emb[n]
+                continue
+            try:
+                p.vector = self._embed([p.pixels])[0]
+            except Exception as exc:  # noqa: BLE001 - recorded as this file's failure
+                p.error = f"the model failed on it: {type(exc).__name__}: {exc}"
+            p.pixels = None
+        for p in prepared:
+            first = firsts.get(p.digest)
+            if p.pixels is not None and first is not None and first is not p:
+                p.vector, p.error, p.pixels = first.vector, first.error, None
+
     # -- commits ----------------------------------------------------------------------------------------------
 
     def _commit_batch(self, prepared: list[_Prepared], known: dict[str, _Known], report: IndexReport) -> None:
@@ -217,8 +245,7 @@ class Indexer:
         new_rows: dict[str, dict[str, Any]] = {}
         touched: set[str] = set()  # existing items whose path lists change
         file_rows: list[dict[str, Any]] = []
-        embed_ids: list[str] = []
-        embed_pixels: list[Any] = []
+        self._embed_prepared(prepared)
 
         for p in prepared:
             f = p.file
@@ -263,16 +290,12 @@ class Indexer:
                     "thumbnail": p.thumbnail, "added": now,
                 }
                 self.item_paths[iid] = [f.path]
-                embed_ids.append(iid)
-                embed_pixels.append(p.pixels)
+                assert p.vector is not None, f"{f.path} was neither found in the library nor embedded"
+                new_rows[iid]["vector"] = p.vector.tolist()
             file_rows.append(_file_row(f, iid, None, now))
 
-        if embed_pixels:
-            emb = self._embed(embed_pixels)
-            for iid, vec in zip(embed_ids, emb):
-                new_rows[iid]["vector"] = vec.tolist()
-            for iid in new_rows:
-                new_rows[iid]["paths"] = sorted(self.item_paths[iid])
+        for iid in new_rows:
+            new_rows[iid]["paths"] = sorted(self.item_paths[iid])
         self._commit_items(list(new_rows.values()), touched - set(new_rows), items_schema, pa)
         if file_rows:
             seen = [r for r in file_rows if r["path"] in known]
