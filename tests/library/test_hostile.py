@@ -174,3 +174,27 @@ def test_a_model_failure_on_one_image_fails_only_that_image(tmp_path, photo_dir,
     assert lib.failures()[0].path.endswith("horse.png")
     assert "the model failed on it: RuntimeError: kernel failed" == lib.failures()[0].reason
     assert Path(lib.search("a cat", k=1)[0].path).name == "cat.png"
+
+
+def test_an_unlistable_folder_is_recorded_and_its_siblings_indexed(tmp_path, photo_dir, lite_encoder, monkeypatch):
+    private = photo_dir / "private"
+    private.mkdir()
+    shutil.copy(photo_dir / "cat.png", private / "secret_cat.png")
+    if os.geteuid() == 0:  # root lists any folder: make this one fail the way a chmod 000 would for a user
+        import polymodal.library.scan as scan
+
+        real = os.scandir
+
+        def scandir(path):
+            if os.fsdecode(path) == str(private):
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real(path)
+
+        monkeypatch.setattr(scan.os, "scandir", scandir)
+    else:
+        os.chmod(private, 0)
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    report = lib.add([photo_dir])
+    assert (report.added, report.failed) == (8, 1)
+    assert [(f.path, f.reason) for f in lib.failures()] == [
+        (str(private), "cannot list directory: permission denied")]

@@ -17,7 +17,6 @@ from polymodal.library.ingest import ProgressCallback, content_hash, read_file
 from polymodal.library.schema import ITEMS, items_schema, write_meta
 from polymodal.library.store import Store
 from polymodal.library.types import Failure, IndexReport
-from polymodal.media.images import load_image
 from polymodal.models.base import Encoder
 
 _BATCH = 64
@@ -36,9 +35,11 @@ def _load(row: dict[str, Any], encoder: Encoder, raw: dict[str, bytes]) -> tuple
             reason = f"{path} has changed since it was indexed"
             continue
         try:
-            return encoder.preprocess_image(load_image(data)), None
+            return encoder.preprocess_image(encoder.load_image(data)), None
         except ImageDecodeError as exc:
             reason = exc.reason
+        except Exception as exc:  # noqa: BLE001 - this item is dropped and reported; the others go on
+            reason = f"cannot process {path}: {type(exc).__name__}: {exc}"
     return None, reason
 
 
