@@ -127,8 +127,12 @@ def test_over_long_prompt_says_how_the_model_cuts_it(generator, scorer) -> None:
     with pytest.raises(PromptTooLongError) as err:
         generate(words, n=1, model=generator, size=32, steps=1, seed=0, encoder=scorer)
     msg = str(err.value)
-    assert "reads 77 including its start and end tokens" in msg and "--truncate" in msg
-    assert "zebra" in msg.split("drop", 1)[1]  # the tail it would drop is named
+    assert "reads 77 including its start and end tokens and silently drops the rest" in msg and "--truncate" in msg
+    import re
+
+    tokens = generator.pipe.tokenizer(words, verbose=False)["input_ids"]
+    assert f"drop the {len(tokens) - 77} tokens from 'a tall red lighthouse" in msg  # what it drops is named
+    assert re.search(r"read up to '\.\.\.[a-z ]+by the sea and'", msg)
     cut = generate(words, n=1, model=generator, size=32, steps=1, seed=0, encoder=scorer, truncate=True)
     assert cut[0].prompt == words and cut[0].prompt_used is not None
     assert cut[0].prompt_used.startswith("a painting of") and "zebra" not in cut[0].prompt_used
@@ -167,3 +171,32 @@ def test_generated_images_score_like_the_encoder_says(generator, scorer) -> None
     txt = scorer.encode_texts(["a photo of a dog"])
     cos = (img @ txt.T)[:, 0]
     assert [r.score for r in res] == pytest.approx(list(2.5 * np.maximum(cos, 0)), abs=1e-5)
+
+
+def test_default_model_loads_from_the_hub_cache_offline(tiny_sd: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch, scorer) -> None:
+    """The tiny pipeline placed in a hub cache as stabilityai/sd-turbo: the default spec finds it without a
+    network and applies sd-turbo's settings (1 step, guidance 0, 512x512 unless asked otherwise)."""
+    import shutil
+
+    import huggingface_hub.constants as hc
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--stabilityai--sd-turbo"
+    shutil.copytree(tiny_sd, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # the cache alone must keep it off the network
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to reach the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    gen = load_generator()
+    assert gen.name == "diffusers:stabilityai/sd-turbo"
+    d = gen.defaults()
+    assert (d.steps, d.guidance, d.width, d.height) == (1, 0.0, 512, 512)
+    out = generate("a cat", model=gen, n=1, size=32, seed=0, encoder=scorer)
+    assert out[0].steps == 1 and out[0].guidance == 0.0 and out[0].model == "diffusers:stabilityai/sd-turbo"

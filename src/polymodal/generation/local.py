@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,15 @@ def _preset_for(target: str) -> Settings | None:
     return None
 
 
+def _cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str)
+    except Exception:  # noqa: BLE001 - an odd id or cache layout just means "not cached"
+        return False
+
+
 def _import_diffusers() -> Any:
     try:
         import diffusers
@@ -90,6 +100,7 @@ def _quiet() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks", category=UserWarning)
             yield
     finally:
         if was:
@@ -128,9 +139,9 @@ def load(spec: GeneratorSpec, device: str | None = None, **options: Any) -> Diff
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
     if not is_dir:
-        import os
-
-        kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        # A pipeline already in the hub cache loads without touching the network (no HEAD request per file,
+        # no retries on an offline machine); only a missing one is downloaded.
+        kwargs["local_files_only"] = _cached(target) or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     try:
         with _quiet():
             pipe = diffusers.AutoPipelineForText2Image.from_pretrained(str(path) if is_dir else target, **kwargs)
@@ -143,10 +154,18 @@ def load(spec: GeneratorSpec, device: str | None = None, **options: Any) -> Diff
             f"; download it once with `hf download {target}` (or `huggingface-cli download {target}`) on a "
             "machine with network access, then it loads offline from the cache"
         )
-        raise ModelLoadError(f"cannot load the pipeline {target}: {exc}{hint}") from None
+        raise ModelLoadError(f"cannot load the pipeline {target}: {str(exc).rstrip('.')}{hint}") from None
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return DiffusersGenerator(str(spec), pipe, device, _preset_for(target), **options)
+
+
+def _tail(text: str, n: int = 50) -> str:
+    return text if len(text) <= n else "..." + text[-n:].lstrip()
+
+
+def _head(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n].rstrip() + "..."
 
 
 class DiffusersGenerator(Generator):
@@ -184,7 +203,7 @@ class DiffusersGenerator(Generator):
             limit = int(getattr(tok, "model_max_length", 0) or 0)
             if not limit or limit > 100_000:  # tokenizers without a real limit say 1e30
                 continue
-            ids = tok(text, truncation=False, add_special_tokens=True)["input_ids"]
+            ids = tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"]
             if len(ids) <= limit:
                 continue
             # The pipeline tokenises with truncation=True: it keeps the first (limit - 2) tokens between the
@@ -194,8 +213,8 @@ class DiffusersGenerator(Generator):
             if not truncate:
                 raise PromptTooLongError(
                     f"{what} is {len(ids)} tokens; this model's text encoder ({type(tok).__name__}) reads "
-                    f"{limit} including its start and end tokens, and cuts the rest: it would see "
-                    f"{kept!r} and drop {dropped!r}. Shorten the {what}, or pass truncate=True "
+                    f"{limit} including its start and end tokens and silently drops the rest: it would read up to "
+                    f"{_tail(kept)!r} and drop the {len(ids) - limit} tokens from {_head(dropped)!r}. Shorten the {what}, or pass truncate=True "
                     "(--truncate) to generate from the part it reads"
                 )
             cut = kept
