@@ -214,8 +214,8 @@ class DiffusersGenerator(Generator):
                 raise PromptTooLongError(
                     f"{what} is {len(ids)} tokens; this model's text encoder ({type(tok).__name__}) reads "
                     f"{limit} including its start and end tokens and silently drops the rest: it would read up to "
-                    f"{_tail(kept)!r} and drop the {len(ids) - limit} tokens from {_head(dropped)!r}. Shorten the {what}, or pass truncate=True "
-                    "(--truncate) to generate from the part it reads"
+                    f"{_tail(kept)!r} and drop the {len(ids) - limit} tokens from {_head(dropped)!r}. "
+                    f"Shorten the {what}, or pass truncate=True (--truncate) to generate from the part it reads"
                 )
             cut = kept
         return cut
