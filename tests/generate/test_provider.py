@@ -181,3 +181,16 @@ def test_cli_end_to_end_json(api: ImagesAPI, capsys: pytest.CaptureFixture[str],
     assert all(Path(r["path"]).exists() and r["seed"] is None for r in rows)
     assert api.posts[0]["body"]["response_format"] == "url"
     assert KEY not in out + err
+
+
+def test_retry_after_forms() -> None:
+    import email.utils
+
+    from polymodal.generation.provider import _redact, _retry_after
+
+    assert _retry_after({"retry-after": "3"}) == 3.0
+    assert _retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25  # OpenAI's finer header first
+    assert _retry_after({"retry-after": "soon"}) is None
+    assert 25 <= _retry_after({"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)}) <= 30
+    assert _retry_after({}) is None
+    assert _redact(f"bad key {KEY} and sk-proj-abc***xyz", KEY) == "bad key *** and sk-***"
