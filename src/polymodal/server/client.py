@@ -1,0 +1,123 @@
+"""A client for a running ``polymodal serve``: the same calls and return types as ``Library``, over HTTP.
+
+This is what ``--server URL`` on the CLI is meant to use, so a command answers from the server's already
+loaded model instead of loading its own. Standard library only (urllib), so it costs no dependency.
+
+>>> lib = ServerClient("http://127.0.0.1:8000")                       # doctest: +SKIP
+>>> [h.path for h in lib.search("a cat", k=3)]                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import AccessDeniedError, InputError, NotFoundError, PolymodalError, UploadTooLargeError
+from polymodal.library.types import Hit
+
+_BY_STATUS: dict[int, type[PolymodalError]] = {400: InputError, 401: AccessDeniedError, 403: AccessDeniedError,
+                                               404: NotFoundError, 413: UploadTooLargeError}
+
+
+def hit_from_dict(d: dict[str, Any]) -> Hit:
+    date = datetime.fromisoformat(d["date"]) if d.get("date") else None
+    return Hit(id=d["id"], path=d["path"], score=float(d["score"]), kind=d["kind"], paths=tuple(d.get("paths", ())),
+               date=date, width=d.get("width"), height=d.get("height"), camera=d.get("camera"),
+               latitude=d.get("latitude"), longitude=d.get("longitude"), tags=tuple(d.get("tags", ())))
+
+
+class ServerClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else os.environ.get("POLYMODAL_SERVER_TOKEN")
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, *, params: Sequence[tuple[str, Any]] = (), body: bytes | None = None,
+                 content_type: str | None = None) -> Any:
+        query = urllib.parse.urlencode([(k, v) for k, v in params if v is not None])
+        req = urllib.request.Request(f"{self.url}{path}{'?' + query if query else ''}", data=body, method=method)
+        if content_type:
+            req.add_header("Content-Type", content_type)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {exc.code}"
+            raise _BY_STATUS.get(exc.code, PolymodalError)(f"server {self.url}: {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PolymodalError(f"cannot reach the polymodal server at {self.url}: {reason}; is "
+                                 "`polymodal serve` running there?") from None
+
+    def search(self, text: str | Sequence[str] | None = None, image: Any = None, *, negative: Sequence[str] = (),
+               k: int = 10, offset: int = 0, after: str | None = None, before: str | None = None,
+               path: str | None = None, kind: str | None = None, tags: Sequence[str] = (),
+               min_score: float | None = None, sort: str = "score", exact: bool = False) -> list[Hit]:
+        """As ``Library.search``; images (local paths or bytes) are uploaded, texts stay texts."""
+        texts = [text] if isinstance(text, str) else list(text or [])
+        images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
+        fields: list[tuple[str, Any]] = [("q", t) for t in texts] + [("not", n) for n in negative]
+        fields += [("k", k), ("offset", offset), ("after", after), ("before", before), ("path", path),
+                   ("type", kind), ("min_score", min_score), ("sort", sort)] + [("tag", t) for t in tags]
+        if exact:
+            fields.append(("exact", "true"))
+        if not images:
+            data = self._request("GET", "/api/search", params=fields)
+        else:
+            body, ctype = _multipart([(k_, str(v)) for k_, v in fields if v is not None],
+                                     [("image", _read(i)) for i in images])
+            data = self._request("POST", "/api/search", body=body, content_type=ctype)
+        return [hit_from_dict(h) for h in data["hits"]]
+
+    def similar(self, item_id: str, *, k: int = 10, offset: int = 0) -> list[Hit]:
+        data = self._request("GET", f"/api/similar/{urllib.parse.quote(item_id, safe='')}",
+                             params=[("k", k), ("offset", offset)])
+        return [hit_from_dict(h) for h in data["hits"]]
+
+    def status(self) -> dict[str, Any]:
+        return self._request("GET", "/api/status")
+
+    def embed(self, inputs: Sequence[str | bytes]) -> np.ndarray:
+        """Embeddings of texts and images (bytes) from the server's model, as float32 rows."""
+        items = [f"data:;base64,{base64.b64encode(x).decode()}" if isinstance(x, bytes) else x for x in inputs]
+        data = self._request("POST", "/v1/embeddings", body=json.dumps({"input": items}).encode(),
+                             content_type="application/json")
+        return np.array([d["embedding"] for d in data["data"]], dtype=np.float32)
+
+
+def _read(item: Any) -> bytes:
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    try:
+        with open(os.fspath(item), "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read query image {os.fspath(item)}: {exc.strerror}") from None
+
+
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(16)
+    parts = []
+    for name, value in fields:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for i, (name, data) in enumerate(files):
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="image{i}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n")
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
