@@ -284,3 +284,24 @@ def test_ids_are_validated_before_lookup(client):
     assert client.get(f"/api/items/{ids['cat']}").status_code == 200
     assert client.get(f"/api/items/{ids['cat'].upper()}").status_code == 400
     assert client.get(f"/api/items/{ids['cat']}x").status_code == 400
+
+
+def test_cors_preflight_passes_the_token_check_but_nothing_else_does(served_library):
+    from polymodal.server import ServerConfig, create_app
+
+    lib, _ = served_library
+    app = create_app(ServerConfig(library=lib.root, token=TOKEN, cors_origins=("http://app.example",)), library=lib)
+    with _test_client(app) as c:
+        pre = c.options("/api/search", headers={"Origin": "http://app.example", "Access-Control-Request-Method": "GET",
+                                                "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://app.example"
+        assert c.options("/api/search").status_code == 401
+        assert c.get("/api/search", params={"q": "cat"}, headers={"Origin": "http://app.example"}).status_code == 401
+        ok = c.get("/api/search", params={"q": "cat"}, headers={"Origin": "http://app.example",
+                                                                "Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "http://app.example"
+
+
+def test_docs_page_gets_its_own_csp(client):
+    assert "cdn.jsdelivr.net" in client.get("/docs").headers["content-security-policy"]
+    assert "cdn.jsdelivr.net" not in client.get("/").headers["content-security-policy"]

@@ -22,9 +22,13 @@ _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-     b"style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
 ]
+_CSP = (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        b"style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+# /docs is FastAPI's Swagger UI: an inline script and its files from jsDelivr (it needs the internet to render)
+_DOCS_CSP = (b"content-security-policy", b"default-src 'self'; script-src 'self' 'unsafe-inline' "
+             b"https://cdn.jsdelivr.net; style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+             b"https://fastapi.tiangolo.com; frame-ancestors 'none'")
 
 
 class _Headers:
@@ -42,7 +46,8 @@ class _Headers:
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + _HEADERS
+                csp = _DOCS_CSP if scope["path"] == "/docs" else _CSP
+                message["headers"] = [*message.get("headers", []), *_HEADERS, csp]
                 access_log.info("%s %s %s %.1f ms", scope["method"], scope["path"], message["status"],
                                 (time.perf_counter() - start) * 1000)
             await send(message)

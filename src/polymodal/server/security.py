@@ -57,6 +57,7 @@ class Guard:
         self.app = app
         self.token = config.token
         self.hosts = allowed_host_names(config)
+        self.cors = bool(config.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -69,7 +70,9 @@ class Guard:
                 await _refuse(send, 400, "permission_error", "the Host header names a host this server does not "
                               "serve (start it with --allow-host NAME to accept that name)", "bad_host")
                 return
-        if self.token is not None:
+        preflight = scope.get("method") == "OPTIONS" and "access-control-request-method" in headers
+        # a browser never sends credentials on a CORS preflight; the CORS layer answers it without any route
+        if self.token is not None and not (self.cors and preflight):
             given = _bearer(headers.get("authorization", "")) or _cookie(headers.get("cookie", ""))
             if given is None and scope.get("path") == "/" and scope.get("method") == "GET":
                 from_query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
