@@ -30,7 +30,12 @@ MAX_CANDIDATES = 256  # more than this is a job for a batch script, not one call
 def load_generator(spec: str | None = None, *, device: str | None = None, **options: Any) -> Generator:
     """Load a generator by spec (default ``diffusers:stabilityai/sd-turbo``); ``options`` go to the backend
     (``batch_size`` locally; ``api_key``, ``base_url``, ``response_format``, ``max_retries`` for providers)."""
-    parsed = parse_generator_spec(spec or DEFAULT_GENERATOR)
+    if not spec:
+        from polymodal.config import load_settings
+
+        # a config key "generator" is honoured once polymodal's Settings has one
+        spec = getattr(load_settings(), "generator", None) or DEFAULT_GENERATOR
+    parsed = parse_generator_spec(spec)
     return generator_backends()[parsed.scheme].load(parsed, device=device, **options)
 
 
