@@ -80,7 +80,7 @@ def _wait_for_files(lib_dir: Path, proc: subprocess.Popen, at_least: int, timeou
 @pytest.mark.timeout(300)
 def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"
-    n = 240
+    n = 160
     noise_images(folder, n)
     lib_dir = tmp_path / "lib"
     proc = _start_indexer(folder, lib_dir)
@@ -111,13 +111,13 @@ def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, 
 @pytest.mark.timeout(300)
 def test_reader_sees_a_consistent_library_while_a_writer_commits(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"
-    n = 120
+    n = 200
     noise_images(folder, n, seed=1)
     lib_dir = tmp_path / "lib"
-    proc = _start_indexer(folder, lib_dir)
+    proc = _start_indexer(folder, lib_dir, batch=10)
     seen = []
     try:
-        seen.append(_wait_for(lib_dir, lite_encoder, proc, at_least=8))
+        _wait_for_files(lib_dir, proc, at_least=10)
         with pytest.raises(LibraryLockedError, match="another polymodal process"):
             Library.open(lib_dir).add([folder])
         while proc.poll() is None:
