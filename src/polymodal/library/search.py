@@ -109,6 +109,8 @@ def run_search(store: Store, vector: np.ndarray, k: int, filters: Filters, sort:
     if store.items() is None:
         return []
     total = store.count_items()
+    if total == 0:
+        return []
     where = filters.where()
     limit = k if not filters.path else min(total, max(4 * k, 64))
     while True:
