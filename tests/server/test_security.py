@@ -305,3 +305,20 @@ def test_cors_preflight_passes_the_token_check_but_nothing_else_does(served_libr
 def test_docs_page_gets_its_own_csp(client):
     assert "cdn.jsdelivr.net" in client.get("/docs").headers["content-security-policy"]
     assert "cdn.jsdelivr.net" not in client.get("/").headers["content-security-policy"]
+
+
+def test_oversized_bodies_are_refused_while_streaming(small_limits_app, tmp_path):
+    with _test_client(small_limits_app) as c:
+        huge = b"x" * 3_000_000
+        r = c.post("/api/search", content=huge, headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+        def chunks():  # no Content-Length: chunked transfer, counted as it arrives
+            head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+            yield head
+            for _ in range(100):
+                yield b"\x00" * 65536
+            yield b"\r\n--b--\r\n"
+
+        r = c.post("/api/search", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413 and "request body is larger" in r.json()["error"]["message"]

@@ -58,6 +58,8 @@ class Guard:
         self.token = config.token
         self.hosts = allowed_host_names(config)
         self.cors = bool(config.cors_origins)
+        # all uploads of one request together, plus room for the form's other fields
+        self.max_body = config.max_upload_bytes + (1 << 20)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -84,7 +86,37 @@ class Guard:
                               "missing or wrong token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN "
                               "in the browser", "invalid_api_key", {"www-authenticate": "Bearer"})
                 return
-        await self.app(scope, receive, send)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await _refuse(send, 413, "invalid_request_error", f"the request body is larger than the server's "
+                          f"limit of {self.max_body} bytes", "request_too_large")
+            return
+        await self._bounded(scope, receive, send)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a body past ``max_body`` as it streams in (chunked, or lying about its length): the
+        multipart parser would otherwise spool all of it to disk before any route could look at its size.
+        The 413 goes out from here; the app then sees a disconnect, and whatever it answers is dropped."""
+        seen = 0
+        refused = False
+
+        async def counting() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    refused = True
+                    await _refuse(send, 413, "invalid_request_error", "the request body is larger than the "
+                                  f"server's limit of {self.max_body} bytes", "request_too_large")
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def sending(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counting, sending)
 
 
 def _bearer(value: str) -> str | None:
