@@ -111,7 +111,7 @@ def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, 
 @pytest.mark.timeout(300)
 def test_reader_sees_a_consistent_library_while_a_writer_commits(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"
-    n = 200
+    n = 150
     noise_images(folder, n, seed=1)
     lib_dir = tmp_path / "lib"
     proc = _start_indexer(folder, lib_dir, batch=10)
