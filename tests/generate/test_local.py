@@ -87,6 +87,10 @@ def test_reranking_keeps_the_best_k_in_order(generator, scorer) -> None:
     assert kept[0].score >= kept[1].score
     assert len({round(s, 6) for s in independent}) > 1  # distinct candidates, so the order is a real choice
     assert all(i.scorer == scorer.name for i in kept)
+    from polymodal.generation.metrics import diversity
+
+    spread = diversity(scorer.encode_images([i.image for i in every]))
+    assert spread > 0 and all(i.diversity == pytest.approx(spread, abs=1e-6) for i in kept)
 
 
 def test_default_settings_and_presets(generator) -> None:

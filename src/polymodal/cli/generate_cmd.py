@@ -89,7 +89,8 @@ def run_generate(args: argparse.Namespace) -> int:
     rows = [[str(i.path), f"{i.score:.4f}", "-" if i.seed is None else str(i.seed)] for i in images]
     print_table(rows, ["PATH", "CLIPSCORE", "SEED"])
     made = images[0].candidates if images else 0
-    print(f"kept {len(images)} of {made} candidates, scored with {images[0].scorer}", file=sys.stderr)
+    spread = f"; their diversity (mean 1 - cos) {images[0].diversity:.3f}" if made > 1 else ""
+    print(f"kept {len(images)} of {made} candidates, scored with {images[0].scorer}{spread}", file=sys.stderr)
     return 0
 
 

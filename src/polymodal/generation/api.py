@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from polymodal.errors import InputError
 from polymodal.generation.base import Generator, ProgressCallback, check_prompt, parse_size
-from polymodal.generation.metrics import clip_score
+from polymodal.generation.metrics import clip_score, diversity
 from polymodal.generation.registry import DEFAULT_GENERATOR, generator_backends, parse_generator_spec
 from polymodal.generation.types import Candidate, GeneratedImage, GenerationRequest
 
@@ -44,9 +44,13 @@ def score(images: list[Any], prompt: str, encoder: Encoder) -> np.ndarray:
 
     The prompt is cut to the encoder's context for scoring only (CLIP reads 77 tokens, as the pipelines do).
     """
+    return _score(images, prompt, encoder)[0]
+
+
+def _score(images: list[Any], prompt: str, encoder: Encoder) -> tuple[np.ndarray, float]:
     img = encoder.encode_images(images)
     txt = encoder.encode_texts([prompt], truncate=True)
-    return clip_score(img, txt)
+    return clip_score(img, txt), diversity(img)
 
 
 def _refuse_unseedable(gen: Generator, **given: Any) -> None:
@@ -125,10 +129,12 @@ def generate(
         from polymodal.errors import GenerationError
 
         raise GenerationError(f"{gen.name} made {len(candidates)} images where {n} were asked for")
-    scores = score([c.image for c in candidates], prompt_used or prompt, enc)
+    scores, spread = _score([c.image for c in candidates], prompt_used or prompt, enc)
     order = sorted(range(n), key=lambda i: -float(scores[i]))  # stable: ties keep generation order
     kept = [_result(candidates[i], float(scores[i]), rank, n, gen, request, enc.name, prompt_used)
             for rank, i in enumerate(order[:keep], start=1)]
+    for image in kept:
+        image.diversity = spread
     if out is not None:
         from polymodal.generation.provenance import save_images
 

@@ -61,6 +61,7 @@ class GeneratedImage:
     scorer: str  # the encoder that scored it; scores are only comparable under the same one
     rank: int  # 1 = best of the candidates
     candidates: int  # how many were made to choose from
+    diversity: float | None = None  # mean pairwise (1 - cos) of all candidates' embeddings under ``scorer``
     revised_prompt: str | None = None
     prompt_used: str | None = None  # the prompt after the model's truncation, when it was cut
     path: Path | None = None  # the PNG, once saved
@@ -73,6 +74,7 @@ class GeneratedImage:
             "prompt": self.prompt, "negative": self.negative, "seed": self.seed, "model": self.model,
             "steps": self.steps, "guidance": self.guidance, "width": self.width, "height": self.height,
             "score": self.score, "scorer": self.scorer, "rank": self.rank, "candidates": self.candidates,
+            "diversity": self.diversity,
         }
         if self.revised_prompt is not None:
             data["revised_prompt"] = self.revised_prompt
