@@ -93,3 +93,51 @@ def test_unicode_prompt_round_trips(tmp_path: Path) -> None:
     prov.save_images([img], tmp_path)
     assert prov.read_provenance(img.path)["prompt"] == "一只猫 — café au lait ☕"
     assert img.path.name == "cafe-au-lait-3.png"
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path):
+    """A real 1 MiB tmpfs, so a full disk is the kernel's ENOSPC, not a mock (needs root, as CI runs)."""
+    import shutil
+    import subprocess
+
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if shutil.which("mount") is None or subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
+    ).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root); the mocked full-disk tests above still run")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_real_full_filesystem_mid_write(tiny_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = [_image(i) for i in (1, 2)]
+    for img in images:  # noise does not compress: each PNG is a few KB
+        img.image = Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    total = sum(len(prov.png_bytes(i)) + len(prov.sidecar_bytes(i, "x.png")) for i in images)
+    page = os.statvfs(tiny_fs).f_frsize
+    # leave just enough free bytes for the files' sum, fewer pages than four files occupy
+    free_pages = -(-total // page)
+    with open(tiny_fs / "filler", "wb") as fh:
+        fh.write(b"\0" * (os.statvfs(tiny_fs).f_bavail - free_pages) * page)
+    monkeypatch.setattr(prov, "_SLACK", 0)
+    assert prov.shutil.disk_usage(tiny_fs).free >= total  # the space check passes; the kernel then says no
+    with pytest.raises(OutputSpaceError, match=r"no space left in .*nothing was kept"):
+        prov.save_images(images, tiny_fs)
+    assert sorted(p.name for p in tiny_fs.iterdir()) == ["filler"]
+
+
+def test_real_full_filesystem_refused_before_generating(tiny_fs: Path, tiny_sd: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from polymodal.cli import main
+
+    code = main(["generate", "a cat", "--model", str(tiny_sd), "--size", "64", "--steps", "1", "-n", "1",
+                 "--encoder", "lite", "--out", str(tiny_fs / "out")])
+    assert code == 1 and "not enough space in" in capsys.readouterr().err
+    assert list((tiny_fs / "out").iterdir()) == []
