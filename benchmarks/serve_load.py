@@ -134,6 +134,10 @@ def best(rows: list[dict]) -> float | None:
     return max(good) if good else None
 
 
+def _rate(value: float | None) -> str:
+    return f"{value:g} req/s" if value is not None else "none of the rates tried"
+
+
 def write_results(path: Path, text: str) -> None:
     body = path.read_text() if path.exists() else "# Benchmark results\n"
     section = f"{MARK_START}\n{text.rstrip()}\n{MARK_END}"
@@ -210,18 +214,18 @@ def main() -> None:
         "",
         *table(idle),
         "",
-        f"**Highest rate with zero errors and p99 <= 100 ms: {best(idle) or 'none of the rates tried'} req/s.**",
+        f"**Highest rate with zero errors and p99 <= 100 ms: {_rate(best(idle))}.**",
         "",
         f"While an index job adds {args.index_images} new 256x256 images (final state: {final['state']}, "
         f"{final['done']}/{final['total']}):",
         "",
         *(table(busy) if busy else ["(the job finished before the first rate ended)"]),
         "",
-        f"**During indexing: highest rate with zero errors and p99 <= 100 ms: "
-        f"{best(busy) or 'none of the rates tried'} req/s.**",
+        f"**During indexing: highest rate with zero errors and p99 <= 100 ms: {_rate(best(busy))}.**",
         "",
         f"Reproduce: `python benchmarks/serve_load.py --items {args.items} --rates "
-        f"{' '.join(f'{r:g}' for r in args.rates)} --duration {args.duration:g} --write`",
+        f"{' '.join(f'{r:g}' for r in args.rates)} --duration {args.duration:g} --index-images {args.index_images} "
+        "--write`",
     ]
     print("\n".join(lines))
     if args.write:
