@@ -153,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40, 80])
+    ap.add_argument("--idle-rates", type=float, nargs="+", help="rates for the idle server (default: --rates)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per rate")
     ap.add_argument("--index-images", type=int, default=3000, help="images the concurrent index job adds")
     ap.add_argument("--port", type=int, default=8765)
@@ -173,7 +174,7 @@ def main() -> None:
         try:
             asyncio.run(load(url, 5, 3))  # warm-up: first queries pay for lazy imports and caches
             idle = []
-            for rate in args.rates:
+            for rate in args.idle_rates or args.rates:
                 r = asyncio.run(load(url, rate, args.duration))
                 idle.append(r)
                 print(json.dumps(r), flush=True)
@@ -200,6 +201,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    idle_rates = f" --idle-rates {' '.join(f'{r:g}' for r in args.idle_rates)}" if args.idle_rates else ""
     lines = [
         "## HTTP server under open-loop load (benchmarks/serve_load.py)",
         "",
@@ -216,7 +218,7 @@ def main() -> None:
         "",
         f"**Highest rate with zero errors and p99 <= 100 ms: {_rate(best(idle))}.**",
         "",
-        f"While an index job adds {args.index_images} new 256x256 images (final state: {final['state']}, "
+        f"While an index job (a child process at nice 10) adds {args.index_images} new 256x256 images (final state: {final['state']}, "
         f"{final['done']}/{final['total']}):",
         "",
         *(table(busy) if busy else ["(the job finished before the first rate ended)"]),
@@ -224,7 +226,7 @@ def main() -> None:
         f"**During indexing: highest rate with zero errors and p99 <= 100 ms: {_rate(best(busy))}.**",
         "",
         f"Reproduce: `python benchmarks/serve_load.py --items {args.items} --rates "
-        f"{' '.join(f'{r:g}' for r in args.rates)} --duration {args.duration:g} --index-images {args.index_images} "
+        f"{' '.join(f'{r:g}' for r in args.rates)}{idle_rates} --duration {args.duration:g} --index-images {args.index_images} "
         "--write`",
     ]
     print("\n".join(lines))

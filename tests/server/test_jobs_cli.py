@@ -17,15 +17,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "library"))  # l
 from library_helpers import noise_images
 
 
-@pytest.fixture
-def job_app(tmp_path, photos, lite):
+@pytest.fixture(params=[False, True], ids=["child-process", "in-process"])
+def job_app(request, tmp_path, photos, lite):
     from polymodal.library import Library
     from polymodal.server import ServerConfig, create_app
 
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     lib = Library.open(tmp_path / "lib", model=lite)
-    app = create_app(ServerConfig(library=lib.root, index_roots=(allowed,)), library=lib)
+    config = ServerConfig(library=lib.root, index_roots=(allowed,), index_in_process=request.param)
+    app = create_app(config, library=lib)
     return app, allowed
 
 

@@ -27,6 +27,9 @@ class ServerConfig:
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_upload_pixels: int = MAX_UPLOAD_PIXELS
     model: str | None = None  # the model of a new library (an existing one keeps its own)
+    # index jobs in a thread of the server (shares the loaded encoder) instead of a lower-priority child
+    # process (loads its own; searches keep their latency, see indexproc.py)
+    index_in_process: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> ServerConfig:

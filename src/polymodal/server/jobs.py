@@ -21,7 +21,7 @@ from polymodal.errors import AccessDeniedError, InputError, LibraryLockedError, 
 log = logging.getLogger("polymodal.server")
 
 
-class _Cancelled(KeyboardInterrupt):
+class Cancelled(KeyboardInterrupt):
     """Raised inside the indexer to stop it; a KeyboardInterrupt so the library keeps what it committed."""
 
 
@@ -82,16 +82,16 @@ class JobRunner:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
             if job.cancel_requested:
-                raise _Cancelled()
+                raise Cancelled()
 
         job.state = "running"
         try:
             if job.cancel_requested:
-                raise _Cancelled()
+                raise Cancelled()
             report = self._index(job.paths, progress)
             job.report = report.to_dict() if hasattr(report, "to_dict") else None
             job.state = "done"
-        except _Cancelled:
+        except Cancelled:
             job.state = "cancelled"
         except PolymodalError as exc:
             job.state, job.error = "failed", str(exc)

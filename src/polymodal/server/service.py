@@ -209,8 +209,12 @@ class Service:
         return self.jobs.start(chosen)
 
     def _index(self, paths: list[str], progress: Any) -> Any:
-        from polymodal.library import Library
+        if self.config.index_in_process:
+            from polymodal.library import Library
 
-        # its own Library (and Store), over the same loaded encoder: readers are not disturbed
-        lib = Library.open(self.library.root, create=False, model=self.encoder)
-        return lib.add(paths, progress=progress)
+            # its own Library (and Store), over the same loaded encoder: readers are not disturbed
+            lib = Library.open(self.library.root, create=False, model=self.encoder)
+            return lib.add(paths, progress=progress)
+        from polymodal.server.indexproc import index_in_child
+
+        return index_in_child(str(self.library.root), paths, progress)
