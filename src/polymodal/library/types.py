@@ -24,7 +24,7 @@ class Hit:
     id: str  # stable item id (content hash prefix)
     path: str  # the item's first path; ``paths`` has all of them when the bytes exist more than once
     score: float  # cosine similarity of the item to the (combined) query, in [-1, 1]
-    kind: str  # image (video, audio later)
+    kind: str  # image, video or audio
     paths: tuple[str, ...] = ()
     date: datetime | None = None  # EXIF date taken, else file mtime
     width: int | None = None
@@ -33,6 +33,11 @@ class Hit:
     latitude: float | None = None
     longitude: float | None = None
     tags: tuple[str, ...] = ()
+    # A moment inside a video or audio item (issue #5); all None for images and whole-item hits.
+    start: float | None = None  # seconds from the start of the media
+    end: float | None = None
+    transcript: str | None = None  # the speech heard in [start, end], when there is any
+    segment: str | None = None  # id of the visual segment whose thumbnail shows the moment (Library.segment_thumbnail)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
