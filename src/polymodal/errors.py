@@ -197,3 +197,28 @@ class UploadTooLargeError(InputError):
     """An upload is over the server's limit in bytes or in pixels."""
 
     exit_code = 4
+
+
+class MediaDecodeError(InputError):
+    """An audio or video file could not be read: missing, empty, corrupt, truncated, or not media at all."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"cannot read media {source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class NoAudioError(MediaDecodeError):
+    """A media file that decodes but holds no audio track (a silent video), so there is nothing to transcribe."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, "it has no audio track")
+
+
+class MediaTimeoutError(MediaDecodeError):
+    """Decoding (or transcribing) a media file took longer than its time limit, and was stopped."""
+
+    def __init__(self, source: str, limit: float, stage: str = "decoding") -> None:
+        super().__init__(source, f"{stage} took longer than the time limit of {limit:g} s and was stopped")
+        self.limit = limit
+        self.stage = stage
