@@ -1,0 +1,410 @@
+"""Video decoding with PyAV: metadata, shot boundaries, segments and a few frames per segment.
+
+Like audio decoding (``media.audio``), it never runs in the caller's process: a child process
+(``python -m polymodal.media.video``) opens the file and sends back plain arrays, and is killed when its
+time limit passes, so a hostile file cannot hang or crash an indexing job. Only local files are opened,
+through the ``file`` protocol, with the same demuxer allow-list as audio (no HLS or concat playlists).
+
+Decoding every frame of an H.264 stream is what costs; this avoids it where it can:
+
+1. keyframes only (the decoder skips the rest): their times and a small HSV picture each;
+2. where two consecutive keyframes differ enough to hide a cut (and after the last keyframe), the frames
+   between them are decoded and compared, and cuts placed on the first frame of the new shot
+   (encoders such as x264 put a keyframe on most cuts, so usually only a short stretch is decoded);
+3. shots are split into segments of at most ``max_segment`` seconds, and each segment's frames are taken
+   from the frames already decoded when one is near enough, else by seeking to the time.
+
+Known limit: a cut away and back (A, B, A) within one keyframe interval whose two keyframes both show A is
+not seen; keyframe intervals of phone and camera video (0.5-2 s) make that a shot shorter than ~2 s.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import MediaDecodeError, MediaTimeoutError
+from polymodal.media.shots import (
+    CUT_THRESHOLD,
+    FEATURE_SIZE,
+    SUSPECT_THRESHOLD,
+    Span,
+    content_delta,
+    find_cuts,
+    hsv_feature,
+    merge_cuts,
+    sample_times,
+    shots_from_cuts,
+    split_shots,
+)
+
+#: file extensions treated as video
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+#: FFmpeg demuxers allowed to open a video: containers only, no playlists that reference other files
+ALLOWED_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,asf,flv"
+#: seconds a video analysis may run when the caller gives no limit
+DEFAULT_TIME_LIMIT = 600.0
+#: longest segment, in seconds; longer shots are split (search hits then point at a short stretch)
+MAX_SEGMENT = 10.0
+#: frames embedded per segment (CLIP4Clip's meanP pools a handful; more adds time, not accuracy, on a shot)
+FRAMES_PER_SEGMENT = 3
+#: shorter side of the frames sent back, in pixels (CLIP-style encoders read 224)
+FRAME_SIZE = 256
+#: frames decoded while looking for a cut are also kept as samples every this many seconds
+_KEEP_EVERY = 0.5
+#: forward decoding rather than a seek when the next target is this close ahead
+_DECODE_AHEAD = 2.0
+
+
+@dataclass
+class VideoInfo:
+    duration: float  # seconds, from the packets actually read (the header may claim more)
+    fps: float | None  # average frame rate
+    width: int  # as displayed: rotation applied
+    height: int
+    codec: str
+    rotation: int  # degrees counterclockwise the stored picture is turned for display (0, 90, 180, 270)
+    container: str
+    has_audio: bool
+    audio_codec: str | None = None
+    declared_duration: float | None = None  # what the header says, when it says
+
+
+@dataclass
+class VideoSegment:
+    start: float
+    end: float
+    shot: int  # index of the shot it belongs to
+    frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8, upright, shorter side FRAME_SIZE
+    frame_times: list[float] = field(default_factory=list)
+
+
+@dataclass
+class VideoAnalysis:
+    info: VideoInfo
+    cuts: list[float]  # shot boundaries, seconds (the start of each shot but the first)
+    segments: list[VideoSegment]
+    keyframes: int  # keyframes decoded in the first pass
+    decoded: int  # frames decoded in all (the cost, against info.duration * fps for decoding everything)
+
+    @property
+    def shots(self) -> list[Span]:
+        return shots_from_cuts(self.cuts, 0.0, self.info.duration)
+
+
+# --- the caller's side ------------------------------------------------------------------------------------------
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """The absolute path of a readable local file, or MediaDecodeError saying why not."""
+    source = os.fspath(path)
+    if "://" in source:
+        raise MediaDecodeError(source, "only local files are read, not URLs")
+    if not os.path.exists(source):
+        raise MediaDecodeError(source, "no such file")
+    if not os.path.isfile(source):
+        raise MediaDecodeError(source, "not a regular file")
+    if os.path.getsize(source) == 0:
+        raise MediaDecodeError(source, "the file is empty (0 bytes)")
+    if not os.access(source, os.R_OK):
+        raise MediaDecodeError(source, "permission denied")
+    return os.path.abspath(source)
+
+
+def analyse_video(path: str | os.PathLike[str], *, max_segment: float = MAX_SEGMENT,
+                  frames_per_segment: int = FRAMES_PER_SEGMENT, frame_size: int = FRAME_SIZE,
+                  time_limit: float | None = None) -> VideoAnalysis:
+    """Metadata, shots, segments and sampled frames of the first video track of ``path``.
+
+    Raises MediaDecodeError naming the reason (no video track, corrupt, not media), MediaTimeoutError when
+    it runs past ``time_limit`` seconds (default DEFAULT_TIME_LIMIT).
+    """
+    if max_segment <= 0 or frames_per_segment < 1:
+        raise ValueError("max_segment must be positive and frames_per_segment at least 1")
+    params = {"max_segment": max_segment, "frames": frames_per_segment, "size": frame_size, "probe": False}
+    return _run(path, params, time_limit)
+
+
+def probe_video(path: str | os.PathLike[str], *, time_limit: float | None = 60.0) -> VideoInfo:
+    """Only the metadata (reads the packets to measure the duration, decodes one frame for the rotation)."""
+    info: VideoInfo = _run(path, {"probe": True}, time_limit)
+    return info
+
+
+def _run(path: str | os.PathLike[str], params: dict[str, Any], time_limit: float | None) -> Any:
+    source = os.fspath(path)
+    abspath = check_path(path)
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit)
+    cmd = [sys.executable, "-m", "polymodal.media.video", abspath]
+    # Its own session, so the child and anything it starts are killed as one group.
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(pickle.dumps(params), timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise MediaTimeoutError(source, limit) from None
+    except BaseException:
+        _kill(proc)
+        raise
+    try:
+        # Our own child wrote this, from arrays and numbers it made; the media never reaches pickle.
+        result = pickle.loads(out) if out else None
+    except Exception:  # noqa: BLE001 - a child killed mid-write; reported below with its exit status
+        result = None
+    if isinstance(result, dict) and "error" in result:
+        raise MediaDecodeError(source, result["error"])
+    if proc.returncode != 0 or result is None:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        if proc.returncode < 0:
+            why = f"the decoder was killed by signal {-proc.returncode}"
+        else:
+            why = lines[-1] if lines else f"the decoder exited with status {proc.returncode}"
+        raise MediaDecodeError(source, f"the decoder failed ({why})")
+    return result
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+# --- the child's side -------------------------------------------------------------------------------------------
+
+
+def _open(abspath: str) -> Any:
+    import av
+
+    # "file:" makes FFmpeg read the name as a path whatever it looks like ("http:...", "concat:..." are
+    # file names here); the whitelists stop nested references and playlist demuxers.
+    return av.open("file:" + abspath, options={"protocol_whitelist": "file", "format_whitelist": ALLOWED_DEMUXERS})
+
+
+def _seconds(value: Any, time_base: Any) -> float | None:
+    return float(value * time_base) if value is not None and time_base is not None else None
+
+
+class _Decoder:
+    """Decoding passes over one open video stream, with times in seconds from the stream's start."""
+
+    def __init__(self, container: Any, size: int) -> None:
+        self.container = container
+        self.stream = container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.tb = self.stream.time_base
+        self.origin = _seconds(self.stream.start_time, self.tb) or 0.0
+        self.size = size
+        self.rotation: int | None = None
+        self.decoded = 0
+        self.last_time = -1.0  # time of the last frame decoded, -1 after a seek
+        self.end_time = 0.0  # end of the last packet read
+
+    def time(self, frame: Any) -> float:
+        t = frame.time
+        return (float(t) if t is not None else 0.0) - self.origin
+
+    def packets(self):
+        for packet in self.container.demux(self.stream):
+            if packet.pts is not None:
+                dur = packet.duration or 0
+                self.end_time = max(self.end_time, float((packet.pts + dur) * self.tb) - self.origin)
+            yield packet
+
+    def frames(self, skip: str = "DEFAULT"):
+        import av
+
+        self.stream.codec_context.skip_frame = skip
+        for packet in self.packets():
+            try:
+                decoded = packet.decode()
+            except av.error.EOFError:
+                return  # the decoder was already drained (a flush packet after the end)
+            for frame in decoded:
+                self.decoded += 1
+                if self.rotation is None:
+                    self.rotation = round(getattr(frame, "rotation", 0) or 0) % 360
+                t = self.time(frame)
+                self.last_time = t
+                yield t, frame
+
+    def seek(self, t: float) -> None:
+        self.container.seek(int((t + self.origin) / self.tb), stream=self.stream, backward=True, any_frame=False)
+        self.last_time = -1.0
+
+    def feature(self, frame: Any) -> np.ndarray:
+        w, h = FEATURE_SIZE
+        return hsv_feature(frame.reformat(width=w, height=h, format="rgb24").to_ndarray())
+
+    def picture(self, frame: Any) -> np.ndarray:
+        """The frame as upright RGB with its shorter side ``size`` (never enlarged)."""
+        w, h = frame.width, frame.height
+        scale = min(1.0, self.size / max(1, min(w, h)))
+        tw, th = max(2, round(w * scale)), max(2, round(h * scale))
+        arr = frame.reformat(width=tw, height=th, format="rgb24").to_ndarray()
+        k = (self.rotation or 0) // 90
+        return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
+
+
+def _info(container: Any, dec: _Decoder | None, duration: float) -> VideoInfo:
+    vs = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    rotation = (dec.rotation or 0) if dec else 0
+    w = int(vs.codec_context.width or 0) if vs is not None else 0
+    h = int(vs.codec_context.height or 0) if vs is not None else 0
+    if rotation in (90, 270):
+        w, h = h, w
+    fps = float(vs.average_rate) if vs is not None and vs.average_rate else None
+    declared = None
+    if vs is not None:
+        declared = _seconds(vs.duration, vs.time_base)
+    if declared is None and container.duration is not None:
+        declared = container.duration / 1_000_000
+    return VideoInfo(duration=duration, fps=fps, width=w, height=h,
+                     codec=vs.codec_context.name if vs is not None else "", rotation=rotation,
+                     container=container.format.name, has_audio=audio is not None,
+                     audio_codec=audio.codec_context.name if audio is not None else None,
+                     declared_duration=declared)
+
+
+def _analyse(abspath: str, params: dict[str, Any]) -> Any:
+    import av
+
+    try:
+        container = _open(abspath)
+    except av.error.FFmpegError as exc:
+        return {"error": f"not a readable video file ({exc.strerror or exc})"}
+    with container:
+        if not container.streams.video:
+            return {"error": "it has no video track"}
+        dec = _Decoder(container, int(params.get("size", FRAME_SIZE)))
+        try:
+            return _passes(container, dec, params)
+        except av.error.FFmpegError as exc:
+            return {"error": f"corrupt video data ({exc.strerror or exc})"}
+
+
+def _passes(container: Any, dec: _Decoder, params: dict[str, Any]) -> Any:
+    # Pass 1: keyframes only.
+    keys: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, feature, picture)
+    for t, frame in dec.frames("NONKEY"):
+        if not frame.key_frame and keys:
+            continue  # some decoders hand out the frame after a skipped run; only keyframes count here
+        keys.append((t, dec.feature(frame), dec.picture(frame)))
+        if params.get("probe"):
+            break
+    if not keys:
+        return {"error": "no video frame could be decoded"}
+    if params.get("probe"):
+        for _ in dec.packets():  # read, not decoded: only the packets' end times are wanted
+            pass
+        return _info(container, dec, max(dec.end_time, keys[-1][0]))
+    keys.sort(key=lambda k: k[0])
+    duration = max(dec.end_time, keys[-1][0])
+
+    # Pass 2: decode the stretches that may hide a cut; keyframes exactly on a cut are compared too.
+    pool: list[tuple[float, np.ndarray]] = [(t, pic) for t, _, pic in keys]
+    suspects = [i for i in range(len(keys) - 1) if content_delta(keys[i][1], keys[i + 1][1]) >= SUSPECT_THRESHOLD]
+    stretches: list[tuple[float, float]] = []
+    for i in suspects:
+        a, b = keys[i][0], keys[i + 1][0]
+        if stretches and abs(stretches[-1][1] - a) < 1e-6:
+            stretches[-1] = (stretches[-1][0], b)  # consecutive suspects: one run, no seek between
+        else:
+            stretches.append((a, b))
+    stretches.append((keys[-1][0], duration + 1.0))  # after the last keyframe nothing is known
+    cuts: list[float] = []
+    for a, b in stretches:
+        dec.seek(a)
+        times: list[float] = []
+        feats: list[np.ndarray] = []
+        last_kept = -1e9
+        # B-frames (non-reference) are skipped: a cut is then placed within a frame or two, far inside the
+        # half-second the shots need, for ~40% less decoding.
+        for t, frame in dec.frames("NONREF"):
+            if t < a - 1e-6:
+                continue
+            times.append(t)
+            feats.append(dec.feature(frame))
+            if t - last_kept >= _KEEP_EVERY:
+                pool.append((t, dec.picture(frame)))
+                last_kept = t
+            if t >= b - 1e-6:
+                break
+        cuts += find_cuts(times, feats, CUT_THRESHOLD)
+        duration = max(duration, dec.end_time)
+    cuts = merge_cuts(cuts, 0.0, duration)
+
+    # Pass 3: frames for each segment, from the pool when one is close enough, else by seeking.
+    segments = [VideoSegment(s.start, s.end, s.shot)
+                for s in split_shots(shots_from_cuts(cuts, 0.0, duration), float(params["max_segment"]))]
+    pool.sort(key=lambda p: p[0])
+    pool_times = np.array([p[0] for p in pool])
+    wanted: list[tuple[float, VideoSegment]] = []
+    n = int(params["frames"])
+    for seg in segments:
+        tol = (seg.end - seg.start) / (2 * n)
+        for t in sample_times(Span(seg.start, seg.end, seg.shot), n):
+            j = int(np.argmin(np.abs(pool_times - t)))
+            pt = float(pool_times[j])
+            if abs(pt - t) <= tol and seg.start <= pt < seg.end:
+                seg.frames.append(pool[j][1])
+                seg.frame_times.append(pt)
+            else:
+                wanted.append((t, seg))
+    wanted.sort(key=lambda w: w[0])
+    _seek_samples(dec, wanted)
+    for seg in segments:
+        order = np.argsort(seg.frame_times)
+        seg.frames = [seg.frames[i] for i in order]
+        seg.frame_times = [seg.frame_times[i] for i in order]
+    segments = [s for s in segments if s.frames]
+    if not segments:
+        return {"error": "no video frame could be decoded"}
+    info = _info(container, dec, duration)
+    return VideoAnalysis(info, cuts, segments, keyframes=len(keys), decoded=dec.decoded)
+
+
+def _seek_samples(dec: _Decoder, wanted: list[tuple[float, VideoSegment]]) -> None:
+    """Decode the frame at (or just after) each wanted time, in time order, seeking only when far behind or ahead."""
+    it = None
+    for t, seg in wanted:
+        if it is None or dec.last_time < 0 or dec.last_time > t or t - dec.last_time > _DECODE_AHEAD:
+            dec.seek(t)
+            # Non-reference frames (B-frames) are skipped while catching up: the sample may land a frame or
+            # two after the wanted time, which a segment's sampling does not care about.
+            it = dec.frames("NONREF")
+        got = None
+        for ft, frame in it:
+            got = (ft, frame)
+            if ft >= t - 1e-3:
+                break
+        else:
+            it = None  # the stream ended: the last frame seen stands for the wanted time
+        if got is not None and seg.start - 0.5 <= got[0] < seg.end + 0.5:
+            seg.frames.append(dec.picture(got[1]))
+            seg.frame_times.append(got[0])
+
+
+def _main() -> int:
+    params = pickle.loads(sys.stdin.buffer.read())
+    result = _analyse(sys.argv[1], params)
+    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    # Through the package's own module, so what is pickled names polymodal.media.video, not __main__.
+    from polymodal.media.video import _main as main
+
+    sys.exit(main())
