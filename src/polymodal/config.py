@@ -1,10 +1,15 @@
-"""User settings: the config file, overridden by environment variables, overridden by explicit arguments."""
+"""User settings: the config file, overridden by environment variables, overridden by explicit arguments.
+
+The OpenAI-compatible provider's settings follow the official ``openai`` client: ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL`` win over the config file's ``openai_api_key`` / ``openai_base_url``, so a shell that
+already works with the client works with polymodal unchanged.
+"""
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +22,29 @@ class Settings:
     model: str | None = None  # model spec; None means the built-in default
     device: str | None = None  # auto, cpu, cuda, mps
     library: str | None = None  # library directory
+    generator: str | None = None  # default generator spec of `polymodal generate` and `polymodal serve`
+    openai_base_url: str | None = None  # an OpenAI-compatible API (default: the official client's)
+    # a secret: kept out of repr (and so out of logs and tracebacks that show the settings)
+    openai_api_key: str | None = field(default=None, repr=False)
     source: Path | None = None  # the config file these came from, when there was one
 
+    def __repr__(self) -> str:
+        key = "None" if self.openai_api_key is None else "'***'"
+        return (f"Settings(model={self.model!r}, device={self.device!r}, library={self.library!r}, "
+                f"generator={self.generator!r}, openai_base_url={self.openai_base_url!r}, "
+                f"openai_api_key={key}, source={self.source!r})")
 
-_KNOWN = {"model", "device", "library"}
+
+#: config key -> environment variable that overrides it
+_ENV = {
+    "model": "POLYMODAL_MODEL",
+    "device": "POLYMODAL_DEVICE",
+    "library": "POLYMODAL_LIBRARY",
+    "generator": "POLYMODAL_GENERATOR",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+}
+_KNOWN = set(_ENV)
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -39,10 +63,7 @@ def load_settings(path: Path | None = None) -> Settings:
             )
         for key, value in data.items():
             if not isinstance(value, str):
+                # the value itself is not shown: it may be the API key
                 raise ConfigError(f"config file {path}: {key!r} must be a string, got {type(value).__name__}")
-    return Settings(
-        model=os.environ.get("POLYMODAL_MODEL") or data.get("model"),
-        device=os.environ.get("POLYMODAL_DEVICE") or data.get("device"),
-        library=os.environ.get("POLYMODAL_LIBRARY") or data.get("library"),
-        source=path if path.exists() else None,
-    )
+    values = {key: os.environ.get(env) or data.get(key) or None for key, env in _ENV.items()}
+    return Settings(**values, source=path if path.exists() else None)

@@ -23,13 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin cross-site")
     p.add_argument("--root", action="append", default=[], metavar="DIR",
                    help="a folder index jobs may scan, besides those already in the library (repeatable)")
-    p.add_argument("--generator", metavar="SPEC", help="enable /v1/images/generations with this generator")
+    p.add_argument("--generator", metavar="SPEC", help="enable /v1/images/generations and the page's generate view "
+                   "with this generator (default: $POLYMODAL_GENERATOR or the config file's generator, else off)")
     p.add_argument("-m", "--model", metavar="SPEC", help="model of a new library (an existing one keeps its own)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25)")
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from polymodal.config import load_settings
     from polymodal.server.config import ServerConfig
     from polymodal.server.run import run
 
@@ -37,7 +39,8 @@ def run_serve(args: argparse.Namespace) -> int:
         library=Path(args.library).expanduser() if args.library else None, host=args.host, port=args.port,
         token=args.token or os.environ.get("POLYMODAL_SERVER_TOKEN") or None,
         allowed_hosts=tuple(args.allow_host), cors_origins=tuple(args.cors),
-        index_roots=tuple(Path(r).expanduser() for r in args.root), generator=args.generator, model=args.model,
+        index_roots=tuple(Path(r).expanduser() for r in args.root),
+        generator=args.generator or load_settings().generator, model=args.model,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
     ).check()
     print(f"polymodal: serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "

@@ -33,8 +33,7 @@ def load_generator(spec: str | None = None, *, device: str | None = None, **opti
     if not spec:
         from polymodal.config import load_settings
 
-        # a config key "generator" is honoured once polymodal's Settings has one
-        spec = getattr(load_settings(), "generator", None) or DEFAULT_GENERATOR
+        spec = load_settings().generator or DEFAULT_GENERATOR  # POLYMODAL_GENERATOR, else the config file's
     parsed = parse_generator_spec(spec)
     return generator_backends()[parsed.scheme].load(parsed, device=device, **options)
 

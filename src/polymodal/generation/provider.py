@@ -1,6 +1,7 @@
 """Generation through an OpenAI-compatible Images API (``POST {base}/images/generations``).
 
-Reads ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` as the official client does (explicit arguments win), sends
+Reads ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` as the official client does, then the config file's
+``openai_base_url`` / ``openai_api_key`` (explicit arguments win over both; see polymodal.config), sends
 ``prompt, n, size, model, response_format`` and decodes ``b64_json`` or fetches ``url`` results. HTTP 429 and
 5xx are retried after the server's ``retry-after`` (else a short backoff); every error becomes a typed
 polymodal error whose message never holds the key. Plain ``urllib`` keeps this free of extra dependencies.
@@ -13,7 +14,6 @@ import email.utils
 import io
 import json
 import logging
-import os
 import re
 import time
 import urllib.error
@@ -103,12 +103,10 @@ class OpenAIImages(Generator):
         super().__init__(name)
         from polymodal.config import load_settings
 
-        settings = load_settings()
+        settings = load_settings()  # OPENAI_BASE_URL / OPENAI_API_KEY first, then the config file's keys
         self.model = model
-        # the official client's variables first, then config keys once polymodal's config has them
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL")
-                         or getattr(settings, "openai_base_url", None) or DEFAULT_BASE_URL).rstrip("/")
-        self._key = api_key or os.environ.get("OPENAI_API_KEY") or getattr(settings, "openai_api_key", None)
+        self.base_url = (base_url or settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._key = api_key or settings.openai_api_key
         if response_format not in ("b64_json", "url"):
             raise InputError(f"response_format must be b64_json or url, got {response_format!r}")
         self.response_format = response_format
