@@ -163,6 +163,30 @@ def _declared_duration(container: Any, stream: Any) -> float | None:
     return None
 
 
+def _wav_declared_duration(abspath: str) -> float | None:
+    """Seconds of audio a RIFF/WAVE header promises, read from the file itself.
+
+    FFmpeg's wav demuxer trims the declared length to the file size, so a WAV cut short would otherwise
+    look complete; the header's data-chunk size still says how long it was meant to be.
+    """
+    import struct
+
+    with open(abspath, "rb") as fh:
+        head = fh.read(1 << 16)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(head):
+        tag, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if tag == b"fmt " and pos + 16 <= len(head):
+            byte_rate = struct.unpack("<I", head[pos + 16:pos + 20])[0]
+        if tag == b"data":
+            # 0 and 0xFFFFFFFF mean "unknown" (a WAV written while streaming)
+            return size / byte_rate if byte_rate and size not in (0, 0xFFFFFFFF) else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def _worker(abspath: str, sample_rate: int, probe_only: bool) -> dict[str, Any]:
     import av
     import numpy as np
@@ -170,13 +194,16 @@ def _worker(abspath: str, sample_rate: int, probe_only: bool) -> dict[str, Any]:
     try:
         container = _open(abspath)
     except av.error.FFmpegError as exc:
-        return {"error": f"not a readable audio or video file ({exc.strerror or exc})"}
+        return {"error": "not a readable audio or video file in a format polymodal opens "
+                         f"(playlists and concat lists are refused) ({exc.strerror or exc})"}
     with container:
         if not container.streams.audio:
             return {"error": "it has no audio track", "no_audio": True}
         stream = container.streams.audio[0]
         ctx = stream.codec_context
         declared = _declared_duration(container, stream)
+        if container.format.name == "wav":
+            declared = _wav_declared_duration(abspath) or declared
         info = AudioInfo(
             duration=declared or 0.0,
             codec=ctx.name if ctx is not None else "unknown",
