@@ -18,6 +18,7 @@ from polymodal.library import duplicates as dup
 from polymodal.library import scancache
 from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_alive
 from polymodal.library.query import build_terms, query_vector
+from polymodal.library.remote import is_remote
 from polymodal.library.scan import check_roots, display_path, image_extensions, walk
 from polymodal.library.schema import META_FILE, LibraryMeta, read_meta, write_meta
 from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_search
@@ -45,6 +46,8 @@ def _mismatch(root: Path, meta: LibraryMeta, asked: str, asked_dim: int | None =
 
 
 def _path_key(path: str | os.PathLike[str]) -> str:
+    if is_remote(path):
+        return os.fspath(path).rstrip("/")  # a URL is its own key (remote.py)
     return display_path(os.fsencode(os.path.abspath(os.path.expanduser(os.fspath(path)))))
 
 
@@ -141,11 +144,13 @@ class Library:
     # -- indexing ---------------------------------------------------------------------------------------------
 
     def add(self, paths: Sequence[str | os.PathLike[str]], *, prune: bool = True,
-            progress: ProgressCallback | None = None) -> IndexReport:
-        """Index files and folders (recursively). Only new or changed files are read.
+            progress: ProgressCallback | None = None, ray: str | None = None) -> IndexReport:
+        """Index files and folders (recursively), local or in a bucket (``s3://``, ``gs://``). Only new or
+        changed files are read.
 
         With ``prune`` (the default), files under the given folders that are gone from disk are removed from
-        the library; files elsewhere in the library are never touched.
+        the library; files elsewhere in the library are never touched. ``ray`` ("auto" or a cluster address)
+        reads, decodes and embeds the files on a Ray cluster (``distributed.py``); the result is the same.
         """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -162,7 +167,14 @@ class Library:
             if self.meta.model is None:
                 self.encoder()  # fixes model and dimension before the first row is written
             job = self._start_job("index", roots)
-            indexer = Indexer(self.store, self.encoder, batch_size=self._batch_size or 64, progress=progress)
+            if ray is None:
+                indexer = Indexer(self.store, self.encoder, batch_size=self._batch_size or 64, progress=progress)
+            else:
+                from polymodal.library.distributed import RayIndexer, RayOptions
+
+                indexer = RayIndexer(self.store, self.encoder, model=str(self.meta.model), progress=progress,
+                                     options=RayOptions(address=ray, device=self._device),
+                                     batch_size=self._batch_size or 64)
             try:
                 report = indexer.run(roots, scan, prune=prune)
                 report.index_built = self._maintain(bool(report.added or report.updated or report.removed))

@@ -15,7 +15,7 @@ import io
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import ImageDecodeError
+from polymodal.library.remote import REMOTE_PREFIXES
 from polymodal.library.scan import FoundFile, Problem, ScanResult, under
 from polymodal.library.store import Store
 from polymodal.library.types import Failure, IndexReport
@@ -74,6 +75,10 @@ class _Prepared:
 
 def read_file(raw: bytes) -> bytes:
     """The bytes of a file (a seam the tests use to simulate unreadable files when running as root)."""
+    if raw.startswith(REMOTE_PREFIXES):
+        from polymodal.library.remote import read_bytes
+
+        return read_bytes(raw.decode())  # an object in a bucket (s3://, gs://): see remote.py
     with open(raw, "rb") as fh:
         return fh.read()
 
@@ -156,19 +161,27 @@ class Indexer:
         done = 0
         if self.progress:
             self.progress(0, total)
-        with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
-            for start in range(0, total, self.batch_size):
-                batch = todo[start: start + self.batch_size]
-                prepared = list(pool.map(lambda f: self._prepare(f, known), batch))
-                self._commit_batch(prepared, known, report)
-                done += len(batch)
-                if self.progress:
-                    self.progress(done, total)
+        for prepared in self._prepared_batches(todo, known):
+            self._commit_batch(prepared, known, report)
+            done += len(prepared)
+            if self.progress:
+                self.progress(done, total)
 
         self._record_problems(scan.problems, known, report)
         if gone:
             self._prune(sorted(gone), known, report)
         return report
+
+    def _prepared_batches(self, todo: list[FoundFile], known: dict[str, _Known]) -> Iterator[list[_Prepared]]:
+        """The files to index, read, hashed and decoded, one commit's worth at a time, in scan order.
+
+        The seam another engine overrides (``distributed.RayIndexer`` prepares and embeds them on a cluster);
+        commits stay here, in the one process that holds the writer lock.
+        """
+        with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start: start + self.batch_size]
+                yield list(pool.map(lambda f: self._prepare(f, known), batch))
 
     # -- per file ---------------------------------------------------------------------------------------------
 

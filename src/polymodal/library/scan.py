@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polymodal.errors import InputError
+from polymodal.library.remote import REMOTE_PREFIXES
 
 #: extensions indexed as images; HEIC/AVIF need a Pillow plugin (pillow-heif / pillow-avif), see
 #: ``image_extensions``
@@ -87,8 +88,13 @@ def _reason(exc: OSError) -> str:
 
 def check_roots(roots: list[str | os.PathLike[str]]) -> list[bytes]:
     """Absolute byte paths of the roots; a root that does not exist is an error naming it."""
+    from polymodal.library import remote
+
     out = []
     for root in roots:
+        if remote.is_remote(root):
+            out.append(remote.check_root(os.fspath(root)).encode())  # a bucket, prefix or object: see remote.py
+            continue
         raw = os.fsencode(os.path.abspath(os.fspath(root)))
         if not os.path.exists(raw):
             why = "it is a broken symlink" if os.path.islink(raw) else "no such file or directory"
@@ -119,6 +125,9 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
 
     stack: list[bytes] = []
     for root in roots:
+        if root.startswith(REMOTE_PREFIXES):
+            _walk_remote(root.decode(), extensions, result, seen_files)
+            continue
         try:
             st = os.stat(root)
         except OSError as exc:
@@ -170,6 +179,18 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
             add_file(raw, st)
         stack.extend(reversed(subdirs))
     return result
+
+
+def _walk_remote(url: str, extensions: frozenset[str], result: ScanResult, seen: set[bytes]) -> None:
+    from polymodal.library.remote import list_files
+
+    files, problems = list_files(url, extensions)
+    for path, size, mtime_ns in files:
+        raw = path.encode()
+        if raw not in seen:
+            seen.add(raw)
+            result.files.append(FoundFile(path, raw, size, mtime_ns))
+    result.problems.extend(Problem(path, path.encode(), reason) for path, reason in problems)
 
 
 def under(path: str, root: str) -> bool:
