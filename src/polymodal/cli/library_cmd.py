@@ -43,9 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Scan folders recursively and index their images; only new or changed files "
                        "are read. Files gone from the scanned folders are removed from the library unless "
                        "--no-prune.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="folders or files")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders or files, local or s3://BUCKET/PREFIX, gs://...")
     p.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep library entries for files that are gone from disk")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="auto|ADDRESS",
+                   help="read, decode and embed on a Ray cluster: 'auto' (the default with --ray) joins the running "
+                   "cluster or starts a local one; or HOST:PORT of a head node (docs/scale.md)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _library_option(p)
     _model_option(p, what="model for a new library (default: $POLYMODAL_MODEL, the config file, else the default); "
@@ -142,7 +145,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_index(args: argparse.Namespace) -> int:
     lib = _open(args, create=True, model=args.model)
-    report = lib.add(args.paths, prune=args.prune, progress=progress_bar("indexing", "file"))
+    report = lib.add(args.paths, prune=args.prune, progress=progress_bar("indexing", "file"), ray=args.ray)
     if args.json:
         print_json(report.to_dict())
         return 0
