@@ -45,8 +45,10 @@ def _load(row: dict[str, Any], encoder: Encoder, raw: dict[str, bytes]) -> tuple
 
 def _drop_stale_tables(store: Store) -> None:
     for name in store._table_names():
-        if name.startswith(f"{ITEMS}_") and name != store.meta.items_table:
-            store.drop(name)  # left by a reindex that was killed before it switched
+        # left by a reindex killed before it switched (items_<new>), or after it switched but before it
+        # dropped the old table (which may be the original ``items``)
+        if (name == ITEMS or name.startswith(f"{ITEMS}_")) and name != store.meta.items_table:
+            store.drop(name)
 
 
 def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None = None) -> IndexReport:
@@ -93,6 +95,7 @@ def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None
     old_name = store.meta.items_table
     store.meta.items_table = new_name
     store.meta.model, store.meta.backend, store.meta.dim = encoder.name, encoder.info.backend, encoder.dim
+    store.sync()  # the new table must be on disk before library.json points to it
     write_meta(store.root, store.meta)  # the switch: readers opening from now on see the new table
     if removed_ids := [r["id"] for r in rows if "vector" not in r]:
         store.delete(store.files(), "item_id", removed_ids)

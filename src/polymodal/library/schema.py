@@ -23,8 +23,10 @@ from typing import Any
 
 from polymodal.errors import LibraryError, NotALibraryError
 
-#: bump when a table's columns change meaning; an older polymodal refuses a newer library
-SCHEMA_VERSION = 1
+#: bump when a table's columns change meaning; an older polymodal refuses a newer library.
+#: 2: video and audio items, with the ``segments`` and ``media`` tables (``segments.py``); a version 1 library
+#: opens as it is and gains those tables (and version 2) at its first video or audio file
+SCHEMA_VERSION = 2
 FORMAT = "polymodal-library"
 META_FILE = "library.json"
 DB_DIR = "db"
@@ -73,6 +75,12 @@ def write_meta(root: Path, meta: LibraryMeta) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, root / META_FILE)
+        # The rename itself is durable only once the directory is flushed too.
+        dfd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

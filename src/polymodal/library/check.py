@@ -1,0 +1,467 @@
+"""``check`` and ``repair``: verify a library against its own invariants, and rebuild what is broken from the
+source files without losing a good item.
+
+What can go wrong, and why (docs/reliability.md):
+
+- A process killed mid-run leaves item paths whose ``files`` row is not written yet (items are committed
+  first). That is *pending*, not broken: the next ``index`` (or ``repair``) records them.
+- A power loss during a commit: LanceDB writes a commit's files and then links its manifest, with no fsync
+  of its own; polymodal flushes the filesystem after every commit (``store.sync_to_disk``), so only the
+  commit in flight can be lost, but that one may leave a zero-length or dangling newest version, which makes
+  the whole table unreadable. ``repair`` moves such versions aside, newest first, until the table reads.
+- A reindex killed between its switch and its clean-up leaves the old items table behind (*stale*).
+- Anything else (a vector of the wrong width, a thumbnail that does not decode, a ``files`` row naming an
+  item that does not exist) is an *error*: ``repair`` re-reads the files and rebuilds it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.library import scancache
+from polymodal.library.schema import DB_DIR, FILES, ITEMS, JOBS, files_schema, items_schema, jobs_schema
+from polymodal.library.store import Store, write_lock
+
+ERROR, PENDING, STALE = "error", "pending", "stale"
+#: where repair moves versions and tables it cannot read, inside the library directory (never deleted)
+QUARANTINE = "quarantine"
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # error (repair rebuilds it), pending (an interrupted run; index completes it), stale
+    kind: str  # a short name: unreadable_table, bad_vector, dangling_file, ...
+    subject: str  # a table name, an item id or a path
+    reason: str
+
+
+@dataclass
+class CheckReport:
+    path: str
+    items: int = 0
+    files: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def ok(self) -> bool:
+        """No error: the library is whole (pending and stale findings are harmless)."""
+        return not self.errors
+
+    def add(self, severity: str, kind: str, subject: str, reason: str) -> None:
+        self.findings.append(Finding(severity, kind, subject, reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "items": self.items, "files": self.files,
+                "findings": [asdict(f) for f in self.findings]}
+
+
+@dataclass
+class RepairReport:
+    before: CheckReport
+    after: CheckReport
+    rolled_back: list[str] = field(default_factory=list)  # "files: 3 newest versions set aside"
+    tables_dropped: list[str] = field(default_factory=list)
+    reembedded: int = 0  # items whose vector or thumbnail was rebuilt from their file
+    reindexed: int = 0  # paths indexed again (rows that pointed nowhere, pending paths)
+    lost: list[str] = field(default_factory=list)  # items removed: none of their files is left to rebuild them
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k not in ("before", "after")}
+        return {**out, "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+
+# -- reading a table whole ------------------------------------------------------------------------------------
+
+def _read_whole(store: Store, name: str) -> Any:
+    """Every row of a table (thumbnails in chunks), so every data file of its newest version is read once."""
+    table = store.table(name)
+    if table is None:
+        return None
+    columns = [c for c in table.schema.names if c != "thumbnail"]
+    data = store.scan(table, columns)
+    if "thumbnail" in table.schema.names:
+        ids = data.column("id").to_pylist()
+        for start in range(0, len(ids), _CHUNK):
+            store.items_by("id", ids[start: start + _CHUNK], ["id", "thumbnail"])
+    return data
+
+
+def _fresh(store: Store) -> Store:
+    """A new connection: a table that failed to open must not be served from the old one's cache."""
+    return Store(store.root, store.meta)
+
+
+# -- check ----------------------------------------------------------------------------------------------------
+
+def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool = False) -> CheckReport:
+    """Every invariant the library relies on, read from disk; never writes."""
+    report = CheckReport(str(store.root))
+    names = store._table_names()
+    tables: dict[str, Any] = {}
+    for name in (store.meta.items_table, FILES, JOBS):
+        if name not in names:
+            if name == store.meta.items_table and store.meta.dim:
+                # A first batch killed before its items commit leaves no table; with files rows it is an error.
+                tables[name] = None
+            continue
+        try:
+            tables[name] = _read_whole(_fresh(store), name)
+        except Exception as exc:  # noqa: BLE001 - any failure to read is what check reports
+            report.add(ERROR, "unreadable_table", name, f"cannot read table {name!r}: {_short(exc)}")
+    for name in sorted(names):
+        if (name == ITEMS or name.startswith(f"{ITEMS}_")) and name != store.meta.items_table:
+            report.add(STALE, "stale_table", name, "left by an interrupted reindex; repair (or the next reindex) "
+                       "drops it")
+    items = tables.get(store.meta.items_table)
+    files = tables.get(FILES)
+    if items is not None:
+        report.items = items.num_rows
+        _check_items(store, items, report, thumbnails)
+    if files is not None:
+        report.files = files.num_rows
+    readable = not any(f.kind == "unreadable_table" for f in report.findings)
+    if files is not None and readable:
+        _check_links(items, files, report)
+    if files is not None and verify_files:
+        _check_sources(files, items, report)
+    if files is not None:
+        _check_scancache(store.root, files, report)
+    return report
+
+
+def _check_items(store: Store, items: Any, report: CheckReport, thumbnails: bool) -> None:
+    dim = store.meta.dim or 0
+    ids = items.column("id").to_pylist()
+    for iid, n in Counter(ids).items():
+        if n > 1:
+            report.add(ERROR, "duplicate_item", iid, f"item {iid} is stored {n} times")
+    owner: dict[str, str] = {}
+    for row in items.select(["id", "hash", "paths"]).to_pylist():
+        iid = row["id"]
+        if not row["hash"] or row["hash"][:16] != iid:
+            report.add(ERROR, "bad_hash", iid, f"item {iid} has content hash {row['hash']!r}, which does not match "
+                       "its id")
+        if not row["paths"]:
+            report.add(ERROR, "no_path", iid, f"item {iid} has no path")
+        for p in row["paths"] or []:
+            if p in owner and owner[p] != iid:
+                report.add(ERROR, "shared_path", p, f"{p} is listed under items {owner[p]} and {iid}")
+            owner[p] = iid
+    for iid, reason in _vector_problems(items.column("vector").combine_chunks(), ids, dim):
+        report.add(ERROR, "bad_vector", iid, f"item {iid}: {reason}")
+    if thumbnails:
+        for start in range(0, len(ids), _CHUNK):
+            rows = store.items_by("id", ids[start: start + _CHUNK], ["id", "thumbnail"])
+            for iid, thumb in zip(rows.column("id").to_pylist(), rows.column("thumbnail").to_pylist()):
+                why = _thumbnail_problem(thumb)
+                if why:
+                    report.add(ERROR, "bad_thumbnail", iid, f"item {iid}: {why}")
+
+
+def _vector_problems(col: Any, ids: list[str], dim: int) -> list[tuple[str, str]]:
+    """(id, reason) for each missing, mis-sized, non-finite or non-unit embedding; vectorised for 100k items."""
+    width = getattr(col.type, "list_size", None)
+    if width != dim:
+        return [(i, f"embedding has {width} values, the library's model gives {dim}") for i in ids]
+    out = []
+    nulls = col.is_null().to_numpy(zero_copy_only=False)
+    arr = np.asarray(col.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(col), dim)
+    finite = np.asarray(np.isfinite(arr).all(axis=1), bool)
+    norms = np.linalg.norm(np.where(np.isfinite(arr), arr, 0), axis=1)
+    for n, iid in enumerate(ids):
+        if nulls[n]:
+            out.append((iid, "no embedding"))
+        elif not finite[n]:
+            out.append((iid, "embedding holds NaN or infinite values"))
+        elif abs(norms[n] - 1.0) > 1e-3:
+            out.append((iid, f"embedding is not unit length (norm {norms[n]:.4f})"))
+    return out
+
+
+def _thumbnail_problem(data: bytes | None) -> str | None:
+    from PIL import Image
+
+    if not data:
+        return "no thumbnail"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except Exception as exc:  # noqa: BLE001 - any decode failure makes the thumbnail bad
+        return f"thumbnail does not decode ({_short(exc)})"
+    return None
+
+
+def _check_links(items: Any, files: Any, report: CheckReport) -> None:
+    """``files`` -> ``items``: every indexed path belongs to its item; item paths without a row are pending."""
+    item_paths: dict[str, set[str]] = {}
+    if items is not None:
+        for iid, paths in zip(items.column("id").to_pylist(), items.column("paths").to_pylist()):
+            item_paths[iid] = set(paths or [])
+    rows = files.select(["path", "item_id", "error"]).to_pylist() if files is not None else []
+    for path, n in Counter(r["path"] for r in rows).items():
+        if n > 1:
+            report.add(ERROR, "duplicate_file", path, f"{path} has {n} rows")
+    recorded: set[str] = set()
+    for r in rows:
+        recorded.add(r["path"])
+        iid = r["item_id"]
+        if iid is None:
+            continue
+        if r["error"] is not None:
+            report.add(ERROR, "dangling_file", r["path"], f"{r['path']} has both an item and an error")
+        elif iid not in item_paths:
+            report.add(ERROR, "dangling_file", r["path"], f"{r['path']} points to item {iid}, which does not exist")
+        elif r["path"] not in item_paths[iid]:
+            report.add(ERROR, "dangling_file", r["path"], f"{r['path']} points to item {iid}, which does not list it")
+    for iid, paths in item_paths.items():
+        for p in sorted(paths - recorded):
+            report.add(PENDING, "unrecorded_path", p, f"{p} (item {iid}) has no files row yet: an interrupted run; "
+                       "the next index records it")
+
+
+def _check_sources(files: Any, items: Any, report: CheckReport) -> None:
+    """Optionally: each indexed file still holds the bytes of its item (a changed file is re-indexed next run)."""
+    from polymodal.library.ingest import content_hash, item_id, read_file
+
+    for r in files.select(["path", "path_raw", "item_id", "size", "mtime_ns"]).to_pylist():
+        if r["item_id"] is None:
+            continue
+        raw = r["path_raw"] or r["path"].encode()
+        try:
+            data = read_file(raw)
+        except OSError as exc:
+            report.add(PENDING, "source_gone", r["path"], f"{r['path']}: {exc.strerror or exc}; the next index "
+                       "of its folder prunes it")
+            continue
+        if item_id(content_hash(data)) != r["item_id"]:
+            report.add(PENDING, "source_changed", r["path"], f"{r['path']} has changed since it was indexed; "
+                       "the next index updates it")
+
+
+def _check_scancache(root: Path, files: Any, report: CheckReport) -> None:
+    """The re-scan shortcut must hold exactly what ``files`` holds, or a changed library would look unchanged."""
+    import json
+
+    try:
+        with open(root / scancache.FILE, encoding="utf-8") as fh:
+            cached = json.load(fh)["files"]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report.add(ERROR, "bad_scan_cache", scancache.FILE, f"unreadable ({_short(exc)})")
+        return
+    rows = files.select(["path", "size", "mtime_ns", "error"]).to_pylist()
+    table = {r["path"]: [r["size"], r["mtime_ns"], r["error"]] for r in rows}
+    if table != cached:
+        report.add(ERROR, "bad_scan_cache", scancache.FILE, "differs from the files table")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+# -- repair ---------------------------------------------------------------------------------------------------
+
+RepairProgress = Callable[[str], None]
+
+
+def repair_library(library: Any, *, progress: RepairProgress | None = None) -> RepairReport:
+    """Fix everything ``check`` reports as an error or stale, rebuilding from the source files.
+
+    Order: tables that do not read are rolled back to their newest readable version; stale tables are dropped;
+    items whose vector or thumbnail is bad are rebuilt from a file that still holds their bytes (removed only
+    when none does); ``files`` rows that point nowhere are dropped and those paths, with any pending ones,
+    indexed again. A good item is never removed or re-embedded.
+    """
+    say = progress or (lambda _msg: None)
+    store: Store = library.store
+    before = check_library(store)
+    out = RepairReport(before, before)
+    with write_lock(library.root):
+        scancache.invalidate(library.root)
+        for name in sorted({f.subject for f in before.findings if f.kind == "unreadable_table"}):
+            say(f"rolling back table {name}")
+            out.rolled_back.append(_roll_back(store, name))
+        store = library.store = _fresh(store)
+        for f in before.findings:
+            if f.kind == "stale_table":
+                store.drop(f.subject)
+                out.tables_dropped.append(f.subject)
+        mid = check_library(store, thumbnails=True)
+        rebuild = sorted({f.subject for f in mid.findings if f.kind in ("bad_vector", "bad_thumbnail", "bad_hash",
+                                                                         "duplicate_item", "no_path")})
+        if rebuild:
+            say(f"rebuilding {len(rebuild)} items from their files")
+            _rebuild_items(library, store, rebuild, out)
+        mid = check_library(store, thumbnails=False)
+        forget = {f.subject for f in mid.findings if f.kind in ("dangling_file", "duplicate_file", "shared_path")}
+        pending = {f.subject for f in mid.findings if f.kind == "unrecorded_path"}
+        if forget or pending:
+            say(f"indexing {len(forget | pending)} paths again")
+            out.reindexed = _reindex_paths(library, store, forget, pending)
+        store.sync()
+    out.after = check_library(store)
+    return out
+
+
+def _manifests(table_dir: Path) -> list[Path]:
+    """Version manifests, newest first (lance names them either ``N.manifest`` or ``(2**64 - 1 - N).manifest``)."""
+    found = []
+    for p in (table_dir / "_versions").glob("*.manifest"):
+        try:
+            found.append((int(p.stem), p))
+        except ValueError:
+            continue
+    if not found:
+        return []
+    v2 = max(n for n, _ in found) > 2**63  # the newer naming: a smaller number is a newer version
+    found.sort(key=lambda t: t[0], reverse=not v2)
+    return [p for _, p in found]
+
+
+def _roll_back(store: Store, name: str) -> str:
+    """Set aside the newest versions of ``name`` until it reads; a table with no readable version is set aside."""
+    table_dir = store.root / DB_DIR / f"{name}.lance"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    aside = store.root / QUARANTINE / stamp / f"{name}.lance"
+    moved = 0
+    while True:
+        try:
+            _read_whole(_fresh(store), name)
+            return f"{name}: {moved} newest version(s) set aside under {aside}"
+        except Exception:  # noqa: BLE001 - still unreadable: set the next newest version aside
+            pass
+        manifests = _manifests(table_dir)
+        if len(manifests) <= 1:
+            break
+        (aside / "_versions").mkdir(parents=True, exist_ok=True)
+        shutil.move(str(manifests[0]), aside / "_versions" / manifests[0].name)
+        hint = table_dir / "_versions" / "latest_version_hint.json"
+        if hint.exists():
+            hint.unlink()  # it names the version just set aside
+        moved += 1
+    # Nothing readable is left: set the whole table aside and start it empty. Items are rebuilt from the
+    # files (their rows now point nowhere); a lost files table only makes the next index re-hash everything.
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(table_dir), aside)
+    fresh = _fresh(store)
+    if name == FILES:
+        fresh._db.create_table(FILES, schema=files_schema())
+    elif name == JOBS:
+        fresh._db.create_table(JOBS, schema=jobs_schema())
+    elif store.meta.dim:
+        fresh._db.create_table(name, schema=items_schema(store.meta.dim))
+    return f"{name}: no readable version; the table was set aside under {aside} and started empty"
+
+
+def _rebuild_items(library: Any, store: Store, ids: list[str], out: RepairReport) -> None:
+    """New vector and thumbnail for each item from the first of its files that still holds its bytes."""
+    import pyarrow as pa
+
+    from polymodal.errors import ImageDecodeError
+    from polymodal.library.ingest import content_hash, item_id, read_file
+    from polymodal.media.thumbnails import make_thumbnail
+
+    encoder = library.encoder()
+    schema = store.schema()
+    rows = store.items_by("id", ids).to_pylist()
+    files = store.scan(store.files(), ["path", "path_raw"])
+    raw = dict(zip(files.column("path").to_pylist(), files.column("path_raw").to_pylist())) if files.num_rows else {}
+    fixed: dict[str, dict[str, Any]] = {}
+    lost: list[str] = []
+    for row in rows:
+        if row["id"] in fixed:
+            continue  # a duplicate row: one good copy replaces them all
+        made = None
+        for path in row["paths"] or []:
+            try:
+                data = read_file(raw.get(path) or os.fsencode(path))
+                if item_id(content_hash(data)) != row["id"]:
+                    continue
+                image = encoder.load_image(data)
+                vec = np.asarray(encoder._embed_image_batch([encoder.preprocess_image(image)]), np.float32)[0]
+                made = {**row, "hash": content_hash(data), "vector": (vec / max(np.linalg.norm(vec), 1e-12)).tolist(),
+                        "thumbnail": make_thumbnail(image)}
+                break
+            except (OSError, ImageDecodeError):
+                continue
+        if made is None:
+            lost.append(row["id"])
+        else:
+            fixed[row["id"]] = made
+    table = store.items_table()
+    if fixed:
+        # Delete then add, so duplicate rows of one id collapse to one.
+        store.delete(table, "id", list(fixed))
+        table.add(pa.Table.from_pylist(list(fixed.values()), schema=schema))
+        out.reembedded = len(fixed)
+    if lost:
+        store.delete(table, "id", lost)
+        store.delete(store.files(), "item_id", lost)
+        out.lost.extend(lost)
+    store.sync()
+
+
+def _reindex_paths(library: Any, store: Store, forget: set[str], pending: set[str]) -> int:
+    """Index these paths again as a scan of just those files.
+
+    ``forget`` paths (rows pointing nowhere, paths under two items) are first taken off every item and out of
+    ``files``; ``pending`` paths (listed by an item, no row yet) keep their item when the file still holds its
+    bytes, so a good item is never embedded twice, and are taken off it when the file has changed since.
+    """
+    import pyarrow as pa
+
+    from polymodal.library.ingest import Indexer, content_hash, item_id, read_file
+    from polymodal.library.scan import FoundFile, ScanResult
+
+    files = store.scan(store.files(), ["path", "path_raw"])
+    raw = dict(zip(files.column("path").to_pylist(), files.column("path_raw").to_pylist())) if files.num_rows else {}
+    items = store.scan(store.items(), ["id", "paths"]).to_pylist() if store.items() is not None else []
+    owner = {p: r["id"] for r in items for p in r["paths"] or []}
+    detach = set(forget)
+    for path in pending:
+        try:
+            same = item_id(content_hash(read_file(raw.get(path) or os.fsencode(path)))) == owner.get(path)
+        except OSError:
+            same = False
+        if not same:
+            detach.add(path)
+    touched = [r["id"] for r in items if detach & set(r["paths"] or [])]
+    if touched:
+        full = store.items_by("id", touched)
+        schema = store.schema()
+        keep_paths = [sorted(set(p) - detach) for p in full.column("paths").to_pylist()]
+        full = full.set_column(full.schema.get_field_index("paths"), "paths",
+                               pa.array(keep_paths, pa.list_(pa.string())))
+        empty = [i for i, p in zip(full.column("id").to_pylist(), keep_paths) if not p]
+        keep = full.filter(pa.array([bool(p) for p in keep_paths]))
+        store.commit_items(keep.select(schema.names).cast(schema) if keep.num_rows else None, empty)
+    if forget:
+        store.delete(store.files(), "path", sorted(forget))
+    found = []
+    for path in sorted(forget | pending):
+        rawp = raw.get(path) or os.fsencode(path)
+        try:
+            st = os.stat(rawp)
+        except OSError:
+            continue  # gone: nothing to index, and nothing of it is left in the library
+        found.append(FoundFile(path, rawp, st.st_size, st.st_mtime_ns))
+    if found:
+        Indexer(store, library.encoder).run([], ScanResult(files=found), prune=False)
+    return len(found)
