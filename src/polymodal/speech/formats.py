@@ -52,7 +52,8 @@ def to_vtt(transcript: Transcript) -> str:
 
 
 def to_txt(transcript: Transcript) -> str:
-    return "".join(f"{s.text.strip()}\n" for s in _cues(transcript))
+    """One line per segment (whitespace inside a segment folded), so line N is segment N."""
+    return "".join(" ".join(s.text.split()) + "\n" for s in _cues(transcript))
 
 
 def to_json(transcript: Transcript, source: str | None = None) -> str:
