@@ -80,17 +80,15 @@ def test_the_official_variables_win_over_the_file(config, monkeypatch: pytest.Mo
 
 def test_generate_without_model_uses_the_configured_generator(config, tiny_sd: Path, scorer,
                                                               tmp_path: Path) -> None:
+    from polymodal.generation.provenance import read_provenance
+
     config(generator=f"diffusers:{tiny_sd}")
     gen = load_generator(device="cpu")
     assert gen.name == f"diffusers:{tiny_sd}"
-    out = tmp_path / "out"
-    code = main(["generate", "a red square", "-n", "1", "--size", "64x64", "--seed", "3", "--encoder", "lite",
-                 "--device", "cpu", "--out", str(out), "--json"])
-    assert code == 0
-    from polymodal.generation.provenance import read_provenance
-
-    [png] = list(out.glob("*.png"))
-    assert read_provenance(png)["model"] == f"diffusers:{tiny_sd}"
+    # `polymodal generate` without --model passes model=None, as here
+    [image] = generate("a red square", model=None, n=1, size="64x64", seed=3, encoder=scorer, device="cpu",
+                       out=tmp_path / "out")
+    assert image.model == f"diffusers:{tiny_sd}" and read_provenance(image.path)["model"] == image.model
 
 
 def test_serve_uses_the_configured_generator(config, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,4 +1,4 @@
-"""``polymodal eval retrieval|zeroshot``: numbers comparable with CLIP_benchmark, several models at once."""
+"""``polymodal eval retrieval|zeroshot|generation``: numbers comparable with CLIP_benchmark, several models at once."""
 
 from __future__ import annotations
 
@@ -31,6 +31,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "ids) or a file with one name per line in sorted folder order; default: the folder names")
     _common(z)
     z.set_defaults(func=run_zeroshot)
+
+    g = tasks.add_parser("generation", help="CLIPScore, diversity, FID/KID of generated images",
+                         description="CLIPScore of each image against its prompt, diversity among a prompt's images, "
+                         "and FID/KID against a reference folder, under each --model (the judge and the feature "
+                         "extractor; numbers hold only under the model named with them).")
+    g.add_argument("--data", required=True, help="a folder saved by `polymodal generate` (prompts in the PNGs) or "
+                   'a .jsonl of {"image", "prompt"} rows')
+    g.add_argument("--reference", metavar="DIR", help="real images to compute FID and KID against")
+    g.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100, as `polymodal fid`)")
+    g.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size, capped at the smaller set")
+    _common(g)
+    g.set_defaults(func=run_generation)
+
+    m = tasks.add_parser("moments", help="moment retrieval in videos: R@1 at IoU 0.5/0.7, mean IoU",
+                         description="Index the videos of a JSONL of {video, query, start, end} rows into a "
+                         "temporary library with each --model (shots, segments, speech), search each query in its "
+                         "own video, and compare the top moment with the truth by temporal IoU.")
+    m.add_argument("--data", required=True, help='a .jsonl of {"video", "query", "start", "end"} rows (video paths '
+                   "relative to the file's folder, times in seconds)")
+    m.add_argument("--fusion", choices=["weighted", "rrf"], default="weighted", help="visual+speech fusion")
+    m.add_argument("--modality", choices=["visual", "speech"], help="only one kind of evidence")
+    m.add_argument("--no-speech", dest="speech", action="store_false", help="index the videos without transcribing")
+    _common(m)
+    m.set_defaults(func=run_moments)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -96,4 +120,56 @@ def run_zeroshot(args: argparse.Namespace) -> int:
     print_table([[r.model, f"{100 * r.acc1:.2f}", "—" if r.acc5 is None else f"{100 * r.acc5:.2f}",
                   f"{100 * r.mean_per_class_recall:.2f}"] for r in results],
                 ["MODEL", "ACC@1", "ACC@5", "MEAN PER-CLASS RECALL"])
+    return 0
+
+
+def run_generation(args: argparse.Namespace) -> int:
+    from polymodal.eval.generation import evaluate_generation, load_generated
+    from polymodal.eval.report_generation import generation_report
+
+    data = load_generated(args.data)
+    if args.reference and not Path(args.reference).is_dir():
+        raise InputError(f"--reference {args.reference} is not a folder of images")
+    results = [evaluate_generation(data, enc, args.reference, kid_subsets=args.kid_subsets,
+                                   kid_subset_size=args.kid_subset_size,
+                                   progress=progress_bar(f"embedding images ({enc.name})", "img"))
+               for enc in _encoders(args)]
+    if args.report:
+        generation_report(results, Path(args.report))
+    if args.json:
+        out = [r.summary() for r in results]
+        print_json(out[0] if len(out) == 1 else out)
+        return 0
+    print(f"{data.name}: {len(data.images)} images, {results[0].prompts} prompts"
+          + (f"; reference {args.reference} ({results[0].reference_images} images)" if args.reference else ""))
+
+    def num(v: float | None, digits: int = 4) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    print_table([[r.model, num(r.clip_score["mean"]), num(r.diversity), num(r.fid),
+                  num(r.kid["mean"] if r.kid else None, 6)] for r in results],
+                ["MODEL (EXTRACTOR)", "CLIPSCORE", "DIVERSITY", "FID", "KID"])
+    return 0
+
+
+def run_moments(args: argparse.Namespace) -> int:
+    from polymodal.eval.moments import evaluate_moments, load_moments, moments_report
+
+    data = load_moments(args.data)
+    results = [evaluate_moments(data, enc, fusion=args.fusion, modality=args.modality, speech=args.speech,
+                                progress=progress_bar(f"indexing videos ({enc.name})", "file"))
+               for enc in _encoders(args)]
+    if args.report:
+        moments_report(results, Path(args.report))
+    if args.json:
+        out = [r.summary() for r in results]
+        print_json(out[0] if len(out) == 1 else out)
+        return 0
+    keys = list(results[0].recall)
+    print(f"{data.name}: {len(data.queries)} queries, {len(data.videos)} videos")
+    print_table([[r.model, *(f"{100 * r.recall[k]:.1f}" for k in keys), f"{r.mean_iou:.3f}"] for r in results],
+                ["MODEL", *(k.upper() for k in keys), "MEAN IOU"])
+    for r in results:
+        for f in r.failures:
+            print(f"  {r.model}: could not index {f['path']}: {f['reason']}")
     return 0

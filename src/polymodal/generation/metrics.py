@@ -132,7 +132,7 @@ class FolderComparison:
         return asdict(self)
 
 
-def _images_in(folder: str | os.PathLike[str]) -> list[Path]:
+def images_in(folder: str | os.PathLike[str]) -> list[Path]:
     from polymodal.library.scan import image_extensions
 
     root = Path(folder).expanduser()
@@ -153,8 +153,17 @@ def compare_folders(folder_a: str | os.PathLike[str], folder_b: str | os.PathLik
     from polymodal.models.base import Encoder
 
     enc = extractor if isinstance(extractor, Encoder) else load_model(extractor)
-    fa = enc.encode_images(_images_in(folder_a))
-    fb = enc.encode_images(_images_in(folder_b))
-    k_mean, k_std = kid(fa, fb, subsets=subsets, subset_size=subset_size, seed=seed)
-    return FolderComparison(fid(fa, fb), k_mean, k_std, enc.name, enc.dim, len(fa), len(fb),
-                            str(folder_a), str(folder_b))
+    fa = enc.encode_images(images_in(folder_a))
+    fb = enc.encode_images(images_in(folder_b))
+    return compare_features(fa, fb, enc.name, str(folder_a), str(folder_b), subsets=subsets,
+                            subset_size=subset_size, seed=seed)
+
+
+def compare_features(feats_a: np.ndarray, feats_b: np.ndarray, extractor: str, folder_a: str = "",
+                     folder_b: str = "", *, subsets: int = 100, subset_size: int = 1000,
+                     seed: int = 0) -> FolderComparison:
+    """FID and KID between two sets of image features already computed by ``extractor`` (the one place both
+    ``polymodal fid`` and ``polymodal eval generation`` compute them)."""
+    a, b = _check_sets(feats_a, feats_b, 2)
+    k_mean, k_std = kid(a, b, subsets=subsets, subset_size=subset_size, seed=seed)
+    return FolderComparison(fid(a, b), k_mean, k_std, extractor, a.shape[1], len(a), len(b), folder_a, folder_b)
