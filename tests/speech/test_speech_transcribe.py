@@ -111,10 +111,12 @@ def test_model_specs_that_name_nothing(tmp_path, monkeypatch):
 
 
 def test_a_model_directory_is_used_as_given(tmp_path, speech_clip):
-    import shutil
+    from pathlib import Path
 
     copy = tmp_path / "my-whisper"
-    shutil.copytree(resolve_model(None).path, copy)
+    copy.mkdir()
+    for f in Path(resolve_model(None).path).iterdir():  # links: the same model under a directory of its own
+        (copy / f.name).symlink_to(f)
     t = transcribe(speech_clip.path, model=str(copy), word_timestamps=False)
     assert t.model == str(copy)
     assert {"kitchen", "beach"} <= words_of(t.text)
