@@ -155,3 +155,18 @@ def test_a_decode_past_its_time_limit_is_killed(tmp_path):
     assert info.value.limit == 0.05
     assert _decoders_of(long) == []  # the worker is gone, not left running
     assert load_audio(long, time_limit=60).info.duration == pytest.approx(600.0)
+
+
+def test_the_decoder_ignores_modules_beside_the_media(tmp_path, phrase, monkeypatch):
+    """A folder of downloads may hold an ``av.py``: the decoding child must not import it from its cwd."""
+    write_wav(tmp_path / "a.wav", phrase)
+    (tmp_path / "av.py").write_text("raise SystemExit('imported the av.py from the working directory')\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_audio("a.wav").info.duration == pytest.approx(len(phrase) / 16000, abs=0.01)
+
+
+def test_odd_file_names_are_plain_local_files(tmp_path, phrase):
+    odd = tmp_path / "we ird" / "naïve ?#%20 file:x.wav"
+    odd.parent.mkdir()
+    write_wav(odd, phrase)
+    assert load_audio(odd).info.duration == pytest.approx(len(phrase) / 16000, abs=0.01)

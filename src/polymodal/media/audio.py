@@ -34,6 +34,8 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus")
 ALLOWED_DEMUXERS = (
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,wav,w64,mp3,flac,ogg,aac,aiff,caf,asf,mpegts,mpeg"
 )
+#: the directory holding the polymodal package, so the decoding child imports this same copy
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: a file whose header promises this much more audio than can be decoded is reported as truncated
 _TRUNCATION_SLACK = 0.1  # fraction of the declared duration
 _TRUNCATION_MIN_S = 0.5
@@ -84,10 +86,14 @@ def _run_worker(
     abspath = _check_path(path)
     limit = DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit)
     mode = "probe" if probe_only else "decode"
-    cmd = [sys.executable, "-m", "polymodal.media.audio", abspath, str(sample_rate), mode]
+    # -P: the working directory (which may hold anything, e.g. next to the media) is not put on sys.path;
+    # polymodal is found where this process found it, installed or not.
+    cmd = [sys.executable, "-P", "-m", "polymodal.media.audio", abspath, str(sample_rate), mode]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     # A new session so the child (and anything FFmpeg might start) can be killed as a group.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            env=env, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:

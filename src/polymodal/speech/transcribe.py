@@ -13,7 +13,7 @@ from typing import Any
 
 from polymodal.errors import InputError, MediaTimeoutError
 from polymodal.media.audio import SAMPLE_RATE, load_audio
-from polymodal.speech.models import load_whisper
+from polymodal.speech.models import load_whisper, resolve_model
 from polymodal.speech.types import SpeechSegment, Transcript, Word
 
 #: progress(seconds of audio done, seconds of audio in total)
@@ -45,6 +45,8 @@ def transcribe(
     ModelSpecError / ModelLoadError for a model that cannot be used, InputError for a language the model
     does not speak.
     """
+    resolve_model(model)  # a bad spec fails before any decoding; loading waits until the audio is known good
+    decoded = load_audio(path, sample_rate=SAMPLE_RATE, time_limit=time_limit)
     whisper = load_whisper(model, device=device, compute_type=compute_type)
     multilingual = bool(whisper.model.is_multilingual)
     if language is not None:
@@ -58,7 +60,6 @@ def transcribe(
     elif not multilingual:
         language = "en"  # an English-only model: nothing to detect
 
-    decoded = load_audio(path, sample_rate=SAMPLE_RATE, time_limit=time_limit)
     duration = decoded.info.duration
     if progress is not None:
         progress(0.0, duration)
