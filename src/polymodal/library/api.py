@@ -17,7 +17,7 @@ from polymodal.errors import InputError, ModelMismatchError, NotALibraryError
 from polymodal.library import duplicates as dup
 from polymodal.library import scancache
 from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_alive
-from polymodal.library.query import build_terms, query_vector
+from polymodal.library.query import Term, build_terms, query_vector
 from polymodal.library.remote import is_remote
 from polymodal.library.scan import check_roots, display_path, image_extensions, walk
 from polymodal.library.schema import META_FILE, LibraryMeta, read_meta, write_meta
@@ -292,14 +292,20 @@ class Library:
                negative: Sequence[Any] = (), k: int = 10, after: str | datetime | None = None,
                before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
-               exact: bool = False) -> list[Hit]:
+               exact: bool = False,
+               terms: Sequence[Term] | None = None) -> list[Hit]:
         """Items ranked by similarity to the combined query (see ``query``: ``"2:sunset"``, image paths, negatives).
 
         ``text`` may be one term or several; ``image`` a path, bytes, PIL image, or a list of them.
         """
         texts = [text] if isinstance(text, str) else list(text or [])
         images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
-        terms = build_terms(texts, negative, images)
+        if terms is None:
+            terms = build_terms(texts, negative, images)  # a text naming an existing file is that image
+        elif texts or images or negative or not any(t.weight > 0 for t in terms):
+            # built terms (the server's: a text from the network stays a text, never a path)
+            raise InputError("search takes built terms with a positive one, or text/image/negative, "
+                             "not both")
         self._refresh()
         filters = self._filters(after, before, path, kind, tags, min_score)
         if self.store.items() is None:

@@ -110,7 +110,7 @@ class Service:
 
     def search(self, texts: list[str], images: list[bytes], negative_texts: list[str], negative_images: list[bytes],
                filters: SearchFilters, k: int = 10, offset: int = 0, exact: bool = False) -> Page:
-        from polymodal.library.query import Term, query_vector
+        from polymodal.library.query import Term
 
         _check_page(k, offset)
         if len(texts) + len(images) + len(negative_texts) + len(negative_images) > MAX_TERMS:
@@ -119,28 +119,19 @@ class Service:
         terms += [text_term(t, negative=True) for t in negative_texts] + [Term(-1.0, image=b) for b in negative_images]
         if not any(t.weight > 0 for t in terms):
             raise InputError("a search needs at least one positive term: q=TEXT, or an uploaded image")
-        enc = self.library.encoder()  # also picks up a library rewritten by another process
-        return self._run(query_vector(terms, enc), filters, k, offset, exact)
-
-    def _run(self, vector: np.ndarray, filters: SearchFilters, k: int, offset: int, exact: bool = False,
-             exclude: tuple[str, ...] = ()) -> Page:
-        from polymodal.library.search import Filters, parse_date, run_search
-
-        lib = self.library
-        if lib.store.items() is None:
-            return Page([], k, offset)
-        f = Filters(after=parse_date(filters.after, "after"), before=parse_date(filters.before, "before"),
-                    path=filters.path, kind=filters.kind, tags=tuple(filters.tags), min_score=filters.min_score,
-                    exclude_ids=exclude)
-        hits = run_search(lib.store, vector, k + offset, f, filters.sort, exact)
+        # built terms: the library's parser would read a text naming an existing file as that image
+        hits = self.library.search(terms=terms, k=k + offset, exact=exact, **self._filters(filters))
         return Page(hits[offset:], k, offset)
+
+    @staticmethod
+    def _filters(filters: SearchFilters) -> dict[str, Any]:
+        return {"after": filters.after, "before": filters.before, "path": filters.path, "kind": filters.kind,
+                "tags": tuple(filters.tags), "min_score": filters.min_score, "sort": filters.sort}
 
     def similar(self, item_id: str, filters: SearchFilters, k: int = 10, offset: int = 0) -> Page:
         _check_page(k, offset)
-        hit = self.item(item_id)
-        self.library.encoder()
-        _, vecs = self.library.store.vectors([hit.id])
-        return self._run(vecs[0], filters, k, offset, exclude=(hit.id,))
+        hit = self.item(item_id)  # an id only: Library.similar would also take a path
+        return Page(self.library.similar(hit.id, k=k + offset, **self._filters(filters))[offset:], k, offset)
 
     # -- items ------------------------------------------------------------------------------------------------
 
