@@ -39,6 +39,8 @@ from polymodal.models.base import Encoder
 _FORWARDED_ENV = ("POLYMODAL_", "HF_", "AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "TRANSFORMERS_")
 #: files per decode task: small enough to spread 64 files over several cores
 _DECODE_BATCH = 16
+#: bytes a decode task reserves: a 24-megapixel RGB photo decoded, plus its file
+_DECODE_MEMORY = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def connect(address: str) -> Any:
             # after it started its runtime concerns children that keep running Python, not these.
             warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
             if address != "auto":
+                _check_reachable(address)
                 ray.init(address=address, **kwargs)
             else:
                 try:
@@ -106,6 +109,22 @@ def connect(address: str) -> Any:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise InputError(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on a head node that does not answer (ray.init retries a dead address for minutes)."""
+    import socket
+
+    if "://" in address:
+        return  # ray:// (Ray Client) and other schemes: left to Ray
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--ray {address}: give auto, or the head node as HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; is `ray start --head` "
+                         "running there?") from None
 
 
 class KnownIds:
@@ -226,10 +245,11 @@ class RayIndexer(Indexer):
         try:
             rows = [{"path": f.path, "raw": f.raw, "size": f.size, "mtime_ns": f.mtime_ns} for f in todo]
             ds: Any = ray_data.from_items(rows, override_num_blocks=max(1, len(rows) // _DECODE_BATCH))
-            # max_retries: a decode task lost with its node is simply run again elsewhere (it writes nothing).
-            # Its remote args differ from the actors', which also keeps Ray Data from fusing the two stages
-            # into the actors: decoding stays spread over every CPU, the actors (and their GPUs) only embed.
-            ds = ds.map_batches(_decode_batch, batch_size=_DECODE_BATCH, num_cpus=1, max_retries=3, runtime_env=env,
+            # A decode task asks for the memory of decoding a large photo; its resources differing from the
+            # actors' also keeps Ray Data from fusing the two stages into the actors: decoding stays spread
+            # over every CPU of the cluster, the actors (and their GPUs) only embed.
+            ds = ds.map_batches(_decode_batch, batch_size=_DECODE_BATCH, num_cpus=1, memory=_DECODE_MEMORY,
+                                runtime_env=env,
                                 fn_kwargs={"known": ray.put(KnownIds(self.item_paths)), "input_size": input_size})
             ds = ds.map_batches(_Embedder, batch_size=self.batch_size,
                                 compute=ray_data.ActorPoolStrategy(size=self.plan.actors),
