@@ -61,6 +61,12 @@ def make_photos(n: int) -> list[Path]:
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child started by
+    # a parent holding 2 GB of photos would report the parent's peak as its own.
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -112,7 +112,7 @@ def test_registry_shape_and_plugins(generator, scorer) -> None:
     finally:
         from polymodal.generation import registry
 
-        registry._BACKENDS.pop("fake")
+        registry.REGISTRY.unregister("fake")
 
 
 def test_top_level_api_is_the_function() -> None:

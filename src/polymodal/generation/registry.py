@@ -9,30 +9,19 @@ Built-ins register through ``register_generator`` as a plugin does (entry-point 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polymodal.errors import ModelSpecError
+from polymodal.registry import Registry, Spec
 
 if TYPE_CHECKING:
     from polymodal.generation.base import Generator
 
-log = logging.getLogger("polymodal")
 ENTRY_POINT_GROUP = "polymodal.generators"
 DEFAULT_GENERATOR = "diffusers:stabilityai/sd-turbo"
-
-
-@dataclass(frozen=True)
-class GeneratorSpec:
-    scheme: str  # backend name, e.g. "diffusers"
-    target: str  # hub id, directory or provider model name; "" lets the backend pick its default
-    raw: str  # the spec as the user wrote it
-
-    def __str__(self) -> str:
-        return f"{self.scheme}:{self.target}" if self.target else self.scheme
+GeneratorSpec = Spec
 
 
 @dataclass(frozen=True)
@@ -55,80 +44,33 @@ class GeneratorBackend:
     list_models: Callable[[], list[GeneratorEntry]] = field(default=lambda: [])
 
 
-_BACKENDS: dict[str, GeneratorBackend] = {}
-_plugins_loaded = False
+REGISTRY: Registry[GeneratorBackend] = Registry(
+    "generator", ENTRY_POINT_GROUP, GeneratorBackend, "a diffusers pipeline (model_index.json)",
+    noun="image generator",
+)
 
 
 def register_generator(backend: GeneratorBackend) -> None:
     """Add (or replace) a generator backend. Built-ins and plugins both come through here."""
-    _BACKENDS[backend.scheme] = backend
+    REGISTRY.register(backend)
 
 
 def generator_backends() -> dict[str, GeneratorBackend]:
-    _load_plugins()
-    return dict(_BACKENDS)
+    return REGISTRY.backends()
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            register_generator(obj() if callable(obj) and not isinstance(obj, GeneratorBackend) else obj)
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the built-ins down with it
-            log.warning("generator plugin %s could not be loaded: %s", ep.name, exc)
-
-
-def _what_works() -> str:
-    lines = [f"  {b.scheme}: {b.description} (e.g. {', '.join(b.examples)})" for b in generator_backends().values()]
-    return "\n".join(["generator specs that work:", *lines, "  a local directory holding a diffusers pipeline"])
+def _hub_hint(spec: str) -> str | None:
+    # "org/name" reads as a hub id; the encoder registry wants a scheme there too, so say which one.
+    if "/" in spec and not spec.startswith((".", "/", "~")) and "diffusers" in REGISTRY.backends():
+        return f"for a hub pipeline write 'diffusers:{spec}'"
+    return None
 
 
 def parse_generator_spec(spec: str) -> GeneratorSpec:
     """The one place a generator spec is parsed."""
-    raw = spec
-    spec = spec.strip()
-    if not spec:
-        raise ModelSpecError(f"empty generator spec\n{_what_works()}")
-    table = generator_backends()
-    if spec in table and not table[spec].needs_target:
-        return GeneratorSpec(spec, "", raw)
-    scheme, sep, rest = spec.partition(":")
-    if sep and scheme in table:
-        backend = table[scheme]
-        if backend.needs_target and not rest.strip():
-            raise ModelSpecError(f"generator spec {raw!r} names no model after '{scheme}:'\n{_what_works()}")
-        return GeneratorSpec(scheme, rest.strip(), raw)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        for backend in table.values():
-            if backend.detect_dir is not None and backend.detect_dir(path):
-                return GeneratorSpec(backend.scheme, str(path.resolve()), raw)
-        raise ModelSpecError(
-            f"directory {spec} holds no image generator polymodal recognises (looked for a diffusers "
-            f"model_index.json)\n{_what_works()}"
-        )
-    if path.exists():
-        raise ModelSpecError(
-            f"generator spec {raw!r} is a file; give the directory that holds the pipeline\n{_what_works()}"
-        )
-    if "/" in spec and not spec.startswith((".", "/", "~")) and "diffusers" in table:
-        # "org/name" reads as a hub id; the encoder registry wants a scheme there too, so say which one.
-        raise ModelSpecError(f"generator spec {raw!r}: for a hub pipeline write 'diffusers:{spec}'\n{_what_works()}")
-    raise ModelSpecError(f"generator spec {raw!r} names nothing polymodal can load\n{_what_works()}")
+    return REGISTRY.parse(spec, bare_takes_target=True, hint=_hub_hint)
 
 
 def list_generators() -> list[GeneratorEntry]:
     """Every generator the registered backends know of by name (a local pipeline directory works too)."""
-    out: list[GeneratorEntry] = []
-    for backend in generator_backends().values():
-        try:
-            out.extend(backend.list_models())
-        except Exception as exc:  # noqa: BLE001 - listing is best effort per backend
-            log.warning("generator backend %s could not list its models: %s", backend.scheme, exc)
-    return out
+    return REGISTRY.list()
