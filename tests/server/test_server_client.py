@@ -21,7 +21,8 @@ def test_search_similar_status_and_embed_match_the_library(live, served_library,
     by_image = client.search(image=photos["rocket"], k=1)
     assert by_image[0].path.endswith("rocket.jpg")
     assert [h.id for h in client.similar(local[0].id, k=3)] == [h.id for h in lib.similar(local[0].id, k=3)]
-    assert client.status()["items"] == 6
+    st = client.status()
+    assert st.to_dict() == lib.status().to_dict() and st.items == 6  # the same Status, rebuilt from JSON
     emb = client.embed(["a cat", photos["cat"].read_bytes()])
     np.testing.assert_allclose(emb[0], lite.encode_texts(["a cat"])[0], atol=1e-5)
     np.testing.assert_allclose(emb[1], lite.encode_images([photos["cat"]])[0], atol=1e-5)
@@ -43,4 +44,4 @@ def test_server_errors_become_polymodal_errors(live, served_library):
     with LiveServer(create_app(ServerConfig(library=lib.root, token=TOKEN), library=lib)) as server:
         with pytest.raises(AccessDeniedError):
             ServerClient(server.url, token="nope-nope-nope-nope").status()
-        assert ServerClient(server.url, token=TOKEN).status()["items"] == 6
+        assert ServerClient(server.url, token=TOKEN).status().items == 6

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from polymodal.cli.common import print_json, print_table, progress_bar
+from polymodal.cli.remote import add_server_options, server_client
 from polymodal.errors import InputError
 
 _LIB_HELP = "library directory (default: $POLYMODAL_LIBRARY, the config file, else the user data dir)"
@@ -66,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _filter_options(p)
     _library_option(p)
     _model_option(p)
+    add_server_options(p)
     p.set_defaults(func=run_search)
 
     p = sub.add_parser("similar", help="items like a given one", description="Items most similar to an item "
@@ -74,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _filter_options(p)
     _library_option(p)
     _model_option(p)
+    add_server_options(p)
     p.set_defaults(func=run_similar)
 
     p = sub.add_parser("duplicates", help="near-duplicate groups", description="Groups of near-identical items, "
@@ -99,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help='print {"items", "model", "failures": [{"path", "reason"}], ...}')
     _library_option(p)
+    add_server_options(p)
     p.set_defaults(func=run_status)
 
     p = sub.add_parser("remove", help="forget items or paths", description="Remove items (by id) or paths (files or "
@@ -164,6 +168,12 @@ def run_index(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
         raise InputError("nothing to search for: give a text, an image path, or --image PATH")
+    remote = server_client(args)
+    if remote is not None:
+        from polymodal.cli import remote as via
+
+        _print_hits(via.search(remote, args), args.json)
+        return 0
     lib = _open(args, model=args.model)
     hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
                       **_filters(args))
@@ -172,6 +182,12 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_similar(args: argparse.Namespace) -> int:
+    remote = server_client(args)
+    if remote is not None:
+        from polymodal.cli import remote as via
+
+        _print_hits(via.similar(remote, args), args.json)
+        return 0
     lib = _open(args, model=args.model)
     _print_hits(lib.similar(args.item, **_filters(args)), args.json)
     return 0
@@ -226,7 +242,8 @@ def _size(n: int) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    st = _open(args).status()
+    remote = server_client(args)
+    st = remote.status() if remote is not None else _open(args).status()
     if args.json:
         print_json(st.to_dict())
         return 0

@@ -17,29 +17,48 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from polymodal.errors import AccessDeniedError, InputError, NotFoundError, PolymodalError, UploadTooLargeError
-from polymodal.library.types import Hit
+from polymodal.library.types import Failure, Hit, JobInfo, Status
 
 _BY_STATUS: dict[int, type[PolymodalError]] = {400: InputError, 401: AccessDeniedError, 403: AccessDeniedError,
                                                404: NotFoundError, 413: UploadTooLargeError}
 
 
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 def hit_from_dict(d: dict[str, Any]) -> Hit:
-    date = datetime.fromisoformat(d["date"]) if d.get("date") else None
-    return Hit(id=d["id"], path=d["path"], score=float(d["score"]), kind=d["kind"], paths=tuple(d.get("paths", ())),
-               date=date, width=d.get("width"), height=d.get("height"), camera=d.get("camera"),
-               latitude=d.get("latitude"), longitude=d.get("longitude"), tags=tuple(d.get("tags", ())))
+    """A hit as ``Hit.to_dict`` wrote it (fields this version does not know are left out)."""
+    known = {f.name for f in fields(Hit)}
+    values = {k: v for k, v in d.items() if k in known}
+    values.update(score=float(d["score"]), paths=tuple(d.get("paths", ())), tags=tuple(d.get("tags", ())),
+                  date=_when(d.get("date")))
+    return Hit(**values)
+
+
+def status_from_dict(d: dict[str, Any]) -> Status:
+    """A library status as ``Status.to_dict`` (``GET /api/status``) wrote it."""
+    known = {f.name for f in fields(Status)}
+    values = {k: v for k, v in d.items() if k in known}
+    values["failures"] = [Failure(f["path"], f["reason"]) for f in d.get("failures", [])]
+    job = d.get("last_job")
+    values["last_job"] = JobInfo(job["id"], job["kind"], job["state"], _when(job.get("started")),
+                                 _when(job.get("finished")), dict(job.get("counts", {}))) if job else None
+    return Status(**values)
 
 
 class ServerClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
-        self.token = token if token is not None else os.environ.get("POLYMODAL_SERVER_TOKEN")
+        self.token = token if token is not None else (os.environ.get("POLYMODAL_TOKEN")
+                                                      or os.environ.get("POLYMODAL_SERVER_TOKEN"))
         self.timeout = timeout
 
     def _request(self, method: str, path: str, *, params: Sequence[tuple[str, Any]] = (), body: bytes | None = None,
@@ -65,32 +84,39 @@ class ServerClient:
                                  "`polymodal serve` running there?") from None
 
     def search(self, text: str | Sequence[str] | None = None, image: Any = None, *, negative: Sequence[str] = (),
-               k: int = 10, offset: int = 0, after: str | None = None, before: str | None = None,
-               path: str | None = None, kind: str | None = None, tags: Sequence[str] = (),
-               min_score: float | None = None, sort: str = "score", exact: bool = False) -> list[Hit]:
-        """As ``Library.search``; images (local paths or bytes) are uploaded, texts stay texts."""
+               negative_images: Sequence[Any] = (), k: int = 10, offset: int = 0, after: str | None = None,
+               before: str | None = None, path: str | None = None, kind: str | None = None,
+               tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
+               exact: bool = False) -> list[Hit]:
+        """As ``Library.search``; images (local paths or bytes) are uploaded, texts stay texts (``"2:sunset"``
+        weighs a text term, on the server)."""
         texts = [text] if isinstance(text, str) else list(text or [])
         images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
-        fields: list[tuple[str, Any]] = [("q", t) for t in texts] + [("not", n) for n in negative]
-        fields += [("k", k), ("offset", offset), ("after", after), ("before", before), ("path", path),
-                   ("type", kind), ("min_score", min_score), ("sort", sort)] + [("tag", t) for t in tags]
+        form: list[tuple[str, Any]] = [("q", t) for t in texts] + [("not", n) for n in negative]
+        form += [("k", k), ("offset", offset), ("after", after), ("before", before), ("path", path),
+                 ("type", kind), ("min_score", min_score), ("sort", sort)] + [("tag", t) for t in tags]
         if exact:
-            fields.append(("exact", "true"))
-        if not images:
-            data = self._request("GET", "/api/search", params=fields)
+            form.append(("exact", "true"))
+        if not images and not negative_images:
+            data = self._request("GET", "/api/search", params=form)
         else:
-            body, ctype = _multipart([(k_, str(v)) for k_, v in fields if v is not None],
-                                     [("image", _read(i)) for i in images])
+            uploads = [("image", _read(i)) for i in images] + [("not_image", _read(i)) for i in negative_images]
+            body, ctype = _multipart([(k_, str(v)) for k_, v in form if v is not None], uploads)
             data = self._request("POST", "/api/search", body=body, content_type=ctype)
         return [hit_from_dict(h) for h in data["hits"]]
 
-    def similar(self, item_id: str, *, k: int = 10, offset: int = 0) -> list[Hit]:
-        data = self._request("GET", f"/api/similar/{urllib.parse.quote(item_id, safe='')}",
-                             params=[("k", k), ("offset", offset)])
+    def similar(self, item_id: str, *, k: int = 10, offset: int = 0, after: str | None = None,
+                before: str | None = None, path: str | None = None, kind: str | None = None,
+                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score") -> list[Hit]:
+        """Items like the library item ``item_id`` (an id: a server never reads a path it is sent)."""
+        params: list[tuple[str, Any]] = [("k", k), ("offset", offset), ("after", after), ("before", before),
+                                         ("path", path), ("type", kind), ("min_score", min_score),
+                                         ("sort", sort)] + [("tag", t) for t in tags]
+        data = self._request("GET", f"/api/similar/{urllib.parse.quote(item_id, safe='')}", params=params)
         return [hit_from_dict(h) for h in data["hits"]]
 
-    def status(self) -> dict[str, Any]:
-        return self._request("GET", "/api/status")
+    def status(self) -> Status:
+        return status_from_dict(self._request("GET", "/api/status"))
 
     def embed(self, inputs: Sequence[str | bytes]) -> np.ndarray:
         """Embeddings of texts and images (bytes) from the server's model, as float32 rows."""
