@@ -170,3 +170,10 @@ def test_odd_file_names_are_plain_local_files(tmp_path, phrase):
     odd.parent.mkdir()
     write_wav(odd, phrase)
     assert load_audio(odd).info.duration == pytest.approx(len(phrase) / 16000, abs=0.01)
+
+
+def test_audio_longer_than_the_cap_is_refused(tmp_path, phrase):
+    path = write_wav(tmp_path / "long.wav", np.tile(phrase, 3))
+    with pytest.raises(MediaDecodeError, match="more than 2 s of audio"):
+        load_audio(path, max_duration=2.0)
+    assert load_audio(path, max_duration=60).info.duration == pytest.approx(3 * len(phrase) / 16000, abs=0.01)

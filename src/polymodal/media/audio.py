@@ -27,6 +27,9 @@ from polymodal.errors import MediaDecodeError, MediaTimeoutError, NoAudioError
 SAMPLE_RATE = 16000
 #: seconds a decode may run when the caller gives no limit (a two-hour podcast decodes in well under a minute)
 DEFAULT_TIME_LIMIT = 300.0
+#: seconds of audio decoded at most: the whole track is held in memory as float32 (230 MB an hour), so a
+#: hostile header claiming days of audio must not be believed to the end
+DEFAULT_MAX_DURATION = 4 * 3600.0
 #: file extensions treated as audio files
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus")
 #: FFmpeg demuxers allowed to open a file: the containers of the audio and video formats polymodal ingests.
@@ -80,7 +83,8 @@ def _check_path(path: str | os.PathLike[str]) -> str:
 
 
 def _run_worker(
-    path: str | os.PathLike[str], *, probe_only: bool, sample_rate: int, time_limit: float | None
+    path: str | os.PathLike[str], *, probe_only: bool, sample_rate: int, time_limit: float | None,
+    max_duration: float = DEFAULT_MAX_DURATION,
 ) -> tuple[dict[str, Any], bytes]:
     source = os.fspath(path)
     abspath = _check_path(path)
@@ -88,7 +92,7 @@ def _run_worker(
     mode = "probe" if probe_only else "decode"
     # -P: the working directory (which may hold anything, e.g. next to the media) is not put on sys.path;
     # polymodal is found where this process found it, installed or not.
-    cmd = [sys.executable, "-P", "-m", "polymodal.media.audio", abspath, str(sample_rate), mode]
+    cmd = [sys.executable, "-P", "-m", "polymodal.media.audio", abspath, str(sample_rate), mode, str(max_duration)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     # A new session so the child (and anything FFmpeg might start) can be killed as a group.
@@ -133,17 +137,20 @@ def probe_audio(path: str | os.PathLike[str], *, time_limit: float | None = None
 
 
 def load_audio(
-    path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE, time_limit: float | None = None
+    path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE, time_limit: float | None = None,
+    max_duration: float = DEFAULT_MAX_DURATION,
 ) -> DecodedAudio:
     """Decode the first audio track of ``path`` to mono float32 at ``sample_rate``.
 
     ``time_limit``: seconds before the decoding process is killed (default DEFAULT_TIME_LIMIT); then
     MediaTimeoutError. A missing, empty, corrupt or truncated file raises MediaDecodeError naming the
-    reason; a file with no audio track raises NoAudioError (a subclass).
+    reason; a file with no audio track raises NoAudioError (a subclass); a track longer than
+    ``max_duration`` seconds raises MediaDecodeError (the rest is never decoded).
     """
     import numpy as np
 
-    meta, payload = _run_worker(path, probe_only=False, sample_rate=sample_rate, time_limit=time_limit)
+    meta, payload = _run_worker(path, probe_only=False, sample_rate=sample_rate, time_limit=time_limit,
+                                max_duration=max_duration)
     samples = np.frombuffer(payload, dtype=np.float32).copy()
     info = AudioInfo(**meta["info"])
     return DecodedAudio(samples=samples, sample_rate=sample_rate, info=info)
@@ -193,7 +200,7 @@ def _wav_declared_duration(abspath: str) -> float | None:
     return None
 
 
-def _worker(abspath: str, sample_rate: int, probe_only: bool) -> dict[str, Any]:
+def _worker(abspath: str, sample_rate: int, probe_only: bool, max_duration: float) -> dict[str, Any]:
     import av
     import numpy as np
 
@@ -222,15 +229,18 @@ def _worker(abspath: str, sample_rate: int, probe_only: bool) -> dict[str, Any]:
             return {"info": asdict(info)}
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[Any] = []
+        budget, decoded = round(max_duration * sample_rate), 0
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
+                    decoded += len(chunks[-1])
+                if decoded > budget:
+                    return {"error": f"more than {max_duration:g} s of audio, the most decoded at once"}
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as exc:
-            decoded = sum(len(c) for c in chunks) / sample_rate
-            return {"error": f"corrupt audio data after {decoded:.2f} s ({exc.strerror or exc})"}
+            return {"error": f"corrupt audio data after {decoded / sample_rate:.2f} s ({exc.strerror or exc})"}
         samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     info.duration = len(samples) / sample_rate
     if info.duration == 0.0:
@@ -242,8 +252,8 @@ def _worker(abspath: str, sample_rate: int, probe_only: bool) -> dict[str, Any]:
 
 
 def _main(argv: list[str]) -> int:
-    abspath, rate, mode = argv[0], int(argv[1]), argv[2]
-    result = _worker(abspath, rate, probe_only=(mode == "probe"))
+    abspath, rate, mode, max_duration = argv[0], int(argv[1]), argv[2], float(argv[3])
+    result = _worker(abspath, rate, probe_only=(mode == "probe"), max_duration=max_duration)
     samples = result.pop("samples", None)
     out = sys.stdout.buffer
     out.write(json.dumps(result).encode() + b"\n")
