@@ -93,11 +93,15 @@ def _frames_for(scene: Scene, size: tuple[int, int], fps: int):
 
 def make_video(path: Path, scenes: Sequence[Scene], *, size: tuple[int, int] = (320, 240), fps: int = 25,
                speech: Sequence[Speech] = (), audio: np.ndarray | None = None, rotation: int | None = None,
-               gop: int | None = None, codec: str = "libx264", audio_codec: str = "aac") -> Path:
+               gop: int | None = None, codec: str = "libx264", audio_codec: str = "aac", preset: str = "veryfast",
+               x264_params: str | None = None, pixels: np.ndarray | None = None,
+               durations: Sequence[Fraction] | None = None) -> Path:
     """Encode ``scenes`` back to back (cuts at their cumulative durations), with speech muxed in when given.
 
     ``rotation`` stores a display matrix (as phones do) instead of turning the pixels; ``gop`` sets the
-    keyframe interval (x264's default is 250 frames with extra keyframes at detected scene cuts).
+    keyframe interval (x264's default is 250 frames with extra keyframes at detected scene cuts);
+    ``pixels`` replaces every frame by one fixed picture; ``durations`` gives frames these durations in
+    turn (variable frame rate; their mean should be 1/fps so each scene keeps its length).
     """
     import av
 
@@ -108,7 +112,12 @@ def make_video(path: Path, scenes: Sequence[Scene], *, size: tuple[int, int] = (
         v = out.add_stream(codec, rate=fps)
         v.width, v.height = size
         v.pix_fmt = "yuv420p"
-        opts = {"preset": "veryfast", "tune": "stillimage"} if codec == "libx264" else {}
+        opts = {"preset": preset, "tune": "stillimage"} if codec == "libx264" else {}
+        if x264_params:
+            opts["x264-params"] = x264_params
+        if durations:
+            v.time_base = Fraction(1, 1000)
+            v.codec_context.time_base = Fraction(1, 1000)
         if gop is not None:
             v.codec_context.gop_size = gop
         v.options = opts
@@ -119,11 +128,17 @@ def make_video(path: Path, scenes: Sequence[Scene], *, size: tuple[int, int] = (
             a = out.add_stream(audio_codec, rate=SAMPLE_RATE)
             a.layout = "mono"
         n = 0
+        t = Fraction(0)
         for scene in scenes:
-            for pixels in _frames_for(scene, size, fps):
-                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                frame.pts = n
-                frame.time_base = Fraction(1, fps)
+            for moving in _frames_for(scene, size, fps):
+                frame = av.VideoFrame.from_ndarray(moving if pixels is None else pixels, format="rgb24")
+                if durations:
+                    frame.pts = int(t * 1000)
+                    frame.time_base = Fraction(1, 1000)
+                    t += durations[n % len(durations)]
+                else:
+                    frame.pts = n
+                    frame.time_base = Fraction(1, fps)
                 n += 1
                 for packet in v.encode(frame):
                     out.mux(packet)

@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", nargs="?", const="auto", metavar="auto|ADDRESS",
                    help="read, decode and embed on a Ray cluster: 'auto' (the default with --ray) joins the running "
                    "cluster or starts a local one; or HOST:PORT of a head node (docs/scale.md)")
+    p.add_argument("--vector-type", choices=["float32", "float16"],
+                   help="how a new library stores embeddings (default float32; float16 halves them)")
+    p.add_argument("--storage", metavar="s3://BUCKET/PREFIX",
+                   help="keep a new library's tables in a bucket (credentials from the AWS_* environment)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _library_option(p)
     _model_option(p, what="model for a new library (default: $POLYMODAL_MODEL, the config file, else the default); "
@@ -123,7 +127,8 @@ def _open(args: argparse.Namespace, create: bool = False, model: Any = None) -> 
     from polymodal.library import Library
 
     return Library.open(args.library, create=create, model=model, device=getattr(args, "device", None),
-                        batch_size=getattr(args, "batch_size", None))
+                        batch_size=getattr(args, "batch_size", None), vector_type=getattr(args, "vector_type", None),
+                        storage=getattr(args, "storage", None))
 
 
 def _date(value: Any) -> str:

@@ -69,3 +69,23 @@ def mean_per_class_recall(confusion: np.ndarray) -> float:
     """Balanced accuracy: the mean over classes that have samples of their recall."""
     recall = per_class_recall(confusion)
     return float(np.nanmean(recall))
+
+
+def temporal_iou(predicted: tuple[float, float], truth: tuple[float, float]) -> float:
+    """Intersection over union of two time ranges (start, end); 0 when they do not overlap.
+
+    As in moment retrieval benchmarks (Charades-STA, QVHighlights): the overlap's length over the length of
+    the span both cover. An empty or reversed range has no length and an IoU of 0.
+    """
+    (a0, a1), (b0, b1) = predicted, truth
+    inter = max(0.0, min(a1, b1) - max(a0, b0))
+    union = max(a1, b1) - min(a0, b0) if inter > 0 else (max(0.0, a1 - a0) + max(0.0, b1 - b0))
+    return float(inter / union) if union > 0 else 0.0
+
+
+def recall_at_iou(ious: np.ndarray, threshold: float) -> float:
+    """R@1 at an IoU threshold: the share of queries whose top moment overlaps the truth by at least it."""
+    if not 0 < threshold <= 1:
+        raise InputError(f"an IoU threshold must be in (0, 1], got {threshold}")
+    ious = np.asarray(ious, np.float64)
+    return float(np.mean(ious >= threshold)) if ious.size else 0.0

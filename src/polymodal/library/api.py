@@ -20,7 +20,7 @@ from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_
 from polymodal.library.query import Term, build_terms, query_vector
 from polymodal.library.remote import is_remote
 from polymodal.library.scan import check_roots, display_path, image_extensions, walk
-from polymodal.library.schema import META_FILE, LibraryMeta, read_meta, write_meta
+from polymodal.library.schema import META_FILE, LibraryMeta, check_options, new_meta, read_meta, write_meta
 from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_search
 from polymodal.library.store import ANN_THRESHOLD, Store, sql_str, write_lock
 from polymodal.library.types import DuplicateGroup, Failure, Hit, IndexReport, JobInfo, Status
@@ -72,11 +72,14 @@ class Library:
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True,
              model: str | Encoder | None = None, device: str | None = None,
-             batch_size: int | None = None) -> Library:
+             batch_size: int | None = None, vector_type: str | None = None,
+             storage: str | None = None) -> Library:
         """Open the library at ``path`` (default: see ``default_library_path``), creating it if asked.
 
         ``model`` is only needed for a new library (else the default model is used at the first ``add``);
         for an existing one it must be the model that built it, or ModelMismatchError names the fix.
+        ``vector_type`` (float32 or float16) and ``storage`` (an ``s3://`` URI for the tables, the directory
+        keeping library.json and the writer lock) are chosen at creation and recorded in library.json.
         """
         root = Path(path).expanduser() if path is not None else default_library_path()
         if root.exists() and not root.is_dir():
@@ -92,8 +95,9 @@ class Library:
             raise NotALibraryError(f"no library at {root}; create one with `polymodal index PATH --library {root}`")
         else:
             root.mkdir(parents=True, exist_ok=True)
-            meta = LibraryMeta()
+            meta = new_meta(vector_type, storage)
             write_meta(root, meta)
+        check_options(root, meta, vector_type, storage)
         if meta.model is not None and model is not None:
             name = model.name if isinstance(model, Encoder) else model
             dim = model.dim if isinstance(model, Encoder) else None

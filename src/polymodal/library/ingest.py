@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.errors import ImageDecodeError
+from polymodal.errors import ImageDecodeError, MediaDecodeError
+from polymodal.library import segments
+from polymodal.library.media_ingest import MediaOptions, media_kind
 from polymodal.library.remote import REMOTE_PREFIXES
 from polymodal.library.scan import FoundFile, Problem, ScanResult, under
 from polymodal.library.store import Store
@@ -71,6 +73,8 @@ class _Prepared:
     height: int = 0
     meta: PhotoMetadata | None = None
     thumbnail: bytes = b""
+    kind: str = "image"  # image, video or audio
+    media: Any = None  # media_ingest.MediaResult of a video or audio file: its segments and metadata
 
 
 def read_file(raw: bytes) -> bytes:
@@ -103,6 +107,7 @@ class Indexer:
         self.item_paths: dict[str, list[str]] = {}  # item id -> its paths, kept current through the run
         self._gone_paths: set[str] = set()  # known paths under the roots that the scan no longer finds
         self._moved_from: set[str] = set()  # gone paths whose content reappeared elsewhere: moves, not removals
+        self.media_options = MediaOptions()  # how video and audio files are indexed (Library.add sets it)
 
     @property
     def encoder(self) -> Encoder:
@@ -187,6 +192,8 @@ class Indexer:
 
     def _prepare(self, f: FoundFile, known: dict[str, _Known]) -> _Prepared:
         out = _Prepared(f)
+        if media_kind(f.raw) is not None:
+            return self._prepare_media(f, out)
         try:
             data = read_file(f.raw)
         except OSError as exc:
@@ -214,6 +221,33 @@ class Indexer:
             out.error = "not enough memory to decode it"
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the job; it is recorded instead
             out.error = f"cannot process it: {type(exc).__name__}: {exc}"
+        return out
+
+    def _prepare_media(self, f: FoundFile, out: _Prepared) -> _Prepared:
+        """A video or audio file: hashed in chunks (never whole in memory), analysed and embedded at once."""
+        from polymodal.library.media_ingest import analyse_media, file_hash
+
+        try:
+            out.digest = file_hash(f.raw)
+        except OSError as exc:
+            out.error = _read_error(exc)
+            return out
+        if item_id(out.digest) in self.item_paths:
+            return out  # known content: nothing decoded
+        if f.size == 0:
+            out.error = "the file is empty (0 bytes)"
+            return out
+        encoder = self.encoder  # a model that cannot load is the job's error, not the file's
+        try:
+            out.media = analyse_media(f.raw, encoder, self.media_options)
+        except MediaDecodeError as exc:
+            out.error = exc.reason
+            return out
+        except MemoryError:
+            out.error = "not enough memory to decode it"
+            return out
+        out.kind, out.vector, out.thumbnail = out.media.kind, out.media.vector, out.media.thumbnail
+        out.width, out.height = out.media.width or 0, out.media.height or 0
         return out
 
     def _embed(self, pixels: list[Any]) -> np.ndarray:
@@ -295,8 +329,11 @@ class Indexer:
                     report.added += 1
                 meta = p.meta or PhotoMetadata()
                 mtime = _utc(f.mtime_ns)
+                if p.media is not None:
+                    # Segments before their item: a kill between the two leaves segments nothing shows.
+                    segments.write(self.store, iid, p.media.segments, p.media.media)
                 new_rows[iid] = {
-                    "id": iid, "hash": p.digest, "kind": "image", "paths": [f.path], "size": f.size,
+                    "id": iid, "hash": p.digest, "kind": p.kind, "paths": [f.path], "size": f.size,
                     "mtime": mtime, "width": p.width, "height": p.height, "taken": meta.taken,
                     "date": meta.taken or mtime, "camera": meta.camera, "latitude": meta.latitude,
                     "longitude": meta.longitude, "orientation": meta.orientation, "tags": [],

@@ -42,6 +42,8 @@ class LibraryMeta:
     dim: int | None = None  # embedding width
     metric: str = "cosine"  # embeddings are L2-normalised; cosine keeps scores in [-1, 1] whatever the query
     items_table: str = ITEMS  # reindex builds a new table and switches this name in one atomic write
+    vector_type: str = "float32"  # or float16: half the vector bytes, scores within ~1e-3 (docs/scale.md)
+    storage: str | None = None  # where the tables live when not in db/ here: an s3:// URI (remote.py)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -87,7 +89,38 @@ def write_meta(root: Path, meta: LibraryMeta) -> None:
         raise
 
 
-def items_schema(dim: int) -> Any:
+#: how embeddings can be stored; set when a library is created
+VECTOR_TYPES = ("float32", "float16")
+
+
+def new_meta(vector_type: str | None = None, storage: str | None = None) -> LibraryMeta:
+    """The ``library.json`` of a new library, with its creation-time options checked."""
+    from polymodal.errors import InputError
+    from polymodal.library.remote import split_url
+
+    if vector_type is not None and vector_type not in VECTOR_TYPES:
+        raise InputError(f"vector type {vector_type!r} is not one of {', '.join(VECTOR_TYPES)}")
+    if storage is not None:
+        scheme, path = split_url(storage)
+        if scheme != "s3":
+            raise InputError(f"--storage {storage}: the library's tables can live on s3:// only")
+        storage = f"{scheme}://{path}"
+    return LibraryMeta(vector_type=vector_type or "float32", storage=storage)
+
+
+def check_options(root: Path, meta: LibraryMeta, vector_type: str | None, storage: str | None) -> None:
+    """An existing library keeps the options it was created with; asking for others is an error naming them."""
+    from polymodal.errors import InputError
+
+    if vector_type is not None and vector_type != meta.vector_type:
+        raise InputError(f"library {root} stores {meta.vector_type} vectors; the vector type is chosen when a "
+                         "library is created")
+    if storage is not None and storage.rstrip("/") != (meta.storage or ""):
+        raise InputError(f"library {root} keeps its tables in {meta.storage or root / DB_DIR}, not {storage}; "
+                         "storage is chosen when a library is created")
+
+
+def items_schema(dim: int, vector_type: str = "float32") -> Any:
     import pyarrow as pa
 
     ts = pa.timestamp("us", tz="UTC")
@@ -109,7 +142,7 @@ def items_schema(dim: int) -> Any:
         pa.field("tags", pa.list_(pa.string())),
         pa.field("thumbnail", pa.binary()),  # WebP, longest side 256 px
         pa.field("added", ts),
-        pa.field("vector", pa.list_(pa.float32(), dim)),
+        pa.field("vector", pa.list_(pa.float16() if vector_type == "float16" else pa.float32(), dim)),
     ])
 
 

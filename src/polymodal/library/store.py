@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import LibraryError, LibraryLockedError, MissingDependencyError
+from polymodal.library.remote import storage_options
 from polymodal.library.schema import DB_DIR, FILES, JOBS, LibraryMeta, files_schema, items_schema, jobs_schema
 
 #: past this many items an ANN index is built: exact search costs ~1 ms per 1,000 items here, so at 50k it
@@ -98,7 +99,9 @@ class Store:
         if self._conn is None:
             # Check for newer versions on every read: a long-lived reader (a server, a notebook) sees what
             # an indexer in another process commits, one whole version at a time.
-            self._conn = _lancedb().connect(str(self.root / DB_DIR), read_consistency_interval=timedelta(0))
+            uri = self.meta.storage or str(self.root / DB_DIR)
+            self._conn = _lancedb().connect(uri, read_consistency_interval=timedelta(0),
+                                            storage_options=storage_options(uri) or None)
         return self._conn
 
     # -- tables ---------------------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ class Store:
 
     def items(self, create: bool = False) -> Any | None:
         """The items table, or None before the first item (its vector width is known only then)."""
-        schema = items_schema(self.meta.dim) if create and self.meta.dim else None
+        schema = items_schema(self.meta.dim, self.meta.vector_type) if create and self.meta.dim else None
         return self._open(self.meta.items_table, schema)
 
     def items_table(self) -> Any:
@@ -136,7 +139,7 @@ class Store:
         """The items schema at this library's embedding width."""
         if not self.meta.dim:
             raise LibraryError(f"library {self.root} has no model yet; index some files first")
-        return items_schema(self.meta.dim)
+        return items_schema(self.meta.dim, self.meta.vector_type)
 
     def files(self) -> Any:
         return self._open(FILES, files_schema())
@@ -151,7 +154,7 @@ class Store:
 
     def create_items_table(self, name: str, dim: int) -> Any:
         self.drop(name)
-        table = self._db.create_table(name, schema=items_schema(dim))
+        table = self._db.create_table(name, schema=items_schema(dim, self.meta.vector_type))
         self._tables[name] = table
         return table
 
@@ -242,6 +245,8 @@ class Store:
         """
         table = self.items_table()
         delete_ids = list(delete_ids)
+        if self.meta.vector_type != "float32":  # callers build float32 rows; stored at the library's width
+            rows, new_rows = (None if t is None else t.cast(self.schema()) for t in (rows, new_rows))
         if rows is not None and rows.num_rows:
             builder = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             if delete_ids and len(delete_ids) <= _IN_CHUNK * 4:

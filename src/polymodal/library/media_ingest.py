@@ -1,0 +1,167 @@
+"""What indexing does with a video or audio file: segments, their embeddings, the speech, one item vector.
+
+Video: ``media.video`` finds shots and samples a few frames per segment (in a killable child process); a
+segment's embedding is the normalised mean of its normalised frame embeddings (CLIP4Clip's meanP), and the
+item's is the normalised mean of its segments'. Speech (video sound tracks and audio files) is transcribed
+by ``polymodal.speech`` and each transcript segment embedded with the library's text encoder.
+
+An audio file with no speech has nothing to embed but its name: its vector is the text embedding of the
+file name, so it can still be found by name and listed, and it has no moments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import MediaDecodeError, NoAudioError
+from polymodal.library.segments import SPEECH, VISUAL, SegmentRow
+from polymodal.media.audio import AUDIO_EXTENSIONS
+from polymodal.media.video import VIDEO_EXTENSIONS
+from polymodal.models.base import Encoder
+
+MEDIA_EXTENSIONS = frozenset(VIDEO_EXTENSIONS) | frozenset(AUDIO_EXTENSIONS)
+
+
+def media_kind(path: str | bytes) -> str | None:
+    """``video``, ``audio`` or None (not a media file polymodal indexes), from the file name."""
+    ext = os.path.splitext(os.fsdecode(path))[1].lower()
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    if ext in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """How video and audio files are indexed."""
+
+    speech: bool = True  # transcribe sound tracks and audio files
+    speech_model: str | None = None  # Whisper spec (default: the bundled tiny.en)
+    language: str | None = None  # None: detect (multilingual models)
+    time_limit: float | None = None  # seconds per file for decoding, and again for transcribing
+    max_segment: float = 10.0  # longest visual segment, seconds
+    frames_per_segment: int = 3
+
+
+@dataclass
+class MediaResult:
+    kind: str  # video or audio
+    vector: np.ndarray  # the item's embedding
+    segments: list[SegmentRow] = field(default_factory=list)
+    media: dict[str, Any] = field(default_factory=dict)  # the row of the media table
+    width: int | None = None
+    height: int | None = None
+    thumbnail: bytes = b""
+
+
+def file_hash(raw: bytes, chunk: int = 1 << 20) -> str:
+    """BLAKE2b-128 of a file read in chunks (the same digest as ``ingest.content_hash`` of its bytes)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(raw, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _embed_frames(encoder: Encoder, frames: list[np.ndarray]) -> np.ndarray:
+    from PIL import Image
+
+    pixels = [encoder.preprocess_image(Image.fromarray(f)) for f in frames]
+    out = []
+    size = encoder.batch_size if getattr(encoder, "batch_size", None) else 32
+    for i in range(0, len(pixels), size):
+        out.append(np.asarray(encoder._embed_image_batch(pixels[i: i + size]), np.float32))
+    return _normalise(np.concatenate(out))
+
+
+def visual_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple[Any, list[SegmentRow]]:
+    """The video's analysis and its visual segment rows (meanP embeddings, a thumbnail each)."""
+    from PIL import Image
+
+    from polymodal.media.thumbnails import make_thumbnail
+    from polymodal.media.video import analyse_video
+
+    analysis = analyse_video(path, max_segment=options.max_segment, frames_per_segment=options.frames_per_segment,
+                             time_limit=options.time_limit)
+    frames = [f for s in analysis.segments for f in s.frames]
+    emb = _embed_frames(encoder, frames)
+    rows = []
+    at = 0
+    for n, seg in enumerate(analysis.segments):
+        own = emb[at: at + len(seg.frames)]
+        at += len(seg.frames)
+        middle = seg.frames[len(seg.frames) // 2]
+        rows.append(SegmentRow(id=f"v{n:04d}", kind=VISUAL, start=seg.start, end=seg.end,
+                               vector=_normalise(own.mean(axis=0)), shot=seg.shot,
+                               frame_times=[round(t, 3) for t in seg.frame_times],
+                               thumbnail=make_thumbnail(Image.fromarray(middle))))
+    return analysis, rows
+
+
+def speech_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple[Any, list[SegmentRow]]:
+    """The transcript and its speech segment rows (text embeddings; words kept as JSON)."""
+    from polymodal.speech import transcribe
+
+    transcript = transcribe(path, model=options.speech_model, language=options.language, vad=True,
+                            word_timestamps=True, time_limit=options.time_limit)
+    spoken = [s for s in transcript.segments if s.text.strip()]
+    if not spoken:
+        return transcript, []
+    emb = _normalise(encoder.encode_texts([s.text for s in spoken], truncate=True))
+    rows = [SegmentRow(id=f"s{n:04d}", kind=SPEECH, start=s.start, end=s.end, vector=emb[n], text=s.text.strip(),
+                       words=json.dumps([[round(w.start, 3), round(w.end, 3), w.word] for w in s.words]))
+            for n, s in enumerate(spoken)]
+    return transcript, rows
+
+
+def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaResult:
+    """Everything the library stores for one video or audio file. Raises MediaDecodeError (with the reason)."""
+    path = os.fsdecode(raw)
+    kind = media_kind(raw)
+    if kind is None:
+        raise MediaDecodeError(path, "not a video or audio file name")
+    media: dict[str, Any] = {"kind": kind}
+    if kind == "video":
+        analysis, rows = visual_segments(path, encoder, options)
+        info = analysis.info
+        media.update(duration=info.duration, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
+                     audio_codec=info.audio_codec, container=info.container, rotation=info.rotation,
+                     shots=len(analysis.cuts) + 1)
+        if options.speech and info.has_audio:
+            try:
+                transcript, speech = speech_segments(path, encoder, options)
+                rows += speech
+                media.update(language=transcript.language, speech_model=transcript.model)
+            except NoAudioError:
+                pass
+            except MediaDecodeError as exc:
+                # The picture is indexed; a damaged or over-long sound track only loses the speech.
+                media["speech_error"] = exc.reason
+        visual = np.stack([r.vector for r in rows if r.kind == VISUAL])
+        vector = _normalise(visual.mean(axis=0))
+        best = int(np.argmax(visual @ vector))  # the most representative segment shows the item
+        thumb = next(r for r in rows if r.id == f"v{best:04d}").thumbnail or b""
+        return MediaResult(kind, vector, rows, media, info.width, info.height, thumb)
+    if not options.speech:
+        raise MediaDecodeError(path, "audio files are indexed by their speech, and speech is turned off")
+    transcript, rows = speech_segments(path, encoder, options)
+    media.update(duration=transcript.duration, language=transcript.language, speech_model=transcript.model,
+                 shots=0)
+    if rows:
+        vector = _normalise(np.stack([r.vector for r in rows]).mean(axis=0))
+    else:
+        name = os.path.splitext(os.path.basename(path))[0].replace("_", " ").replace("-", " ")
+        vector = _normalise(encoder.encode_texts([name or "audio"], truncate=True))[0]
+    return MediaResult(kind, vector, rows, media)

@@ -1,0 +1,144 @@
+"""Videos, audio and photos in one library: ingest, timed moments, fusion, failures, thumbnails, schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import CUTS, GREEN, MEETING, TRAIN
+from media_factory import Scene, make_video, photo
+
+from polymodal.library import Library
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,!?").lower() for w in text.split()}
+
+
+def test_one_index_run_takes_photos_videos_audio_and_records_broken_media(video_library, mixed_folder) -> None:
+    lib, report = video_library
+    assert report.added == 4  # two photos, the video, the WAV
+    failed = {Path(f.path).name: f.reason for f in report.failures}
+    assert set(failed) == {"broken.mp4", "empty.mkv"}
+    assert "empty" in failed["empty.mkv"]
+    assert "not a readable video file" in failed["broken.mp4"]
+    kinds = sorted(lib.get(str(mixed_folder / n)).kind for n in ("astronaut.png", "scenes.mp4", "note.wav"))
+    assert kinds == ["audio", "image", "video"]
+    info = lib.media_info(lib.get(str(mixed_folder / "scenes.mp4")).id)
+    assert info["duration"] == pytest.approx(9.0, abs=0.15) and info["shots"] == 3 and info["language"] == "en"
+    assert info["codec"] == "h264" and info["audio_codec"] == "aac" and info["fps"] == pytest.approx(10)
+    assert {Path(f.path).name for f in lib.failures()} == {"broken.mp4", "empty.mkv"}
+
+
+def test_visual_query_returns_the_cat_scene(video_library) -> None:
+    lib, _ = video_library
+    hits = lib.search("a cat", k=5, kind="video")
+    top = hits[0]
+    assert top.kind == "video" and top.start is not None
+    assert abs(top.start - 0.0) <= 0.5 and abs(top.end - CUTS[0]) <= 0.5, top
+    assert top.segment is not None
+    thumb = lib.segment_thumbnail(top.id, top.segment)
+    assert thumb is not None and thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
+
+
+def test_spoken_phrase_returns_its_time_range(video_library, speech_spans) -> None:
+    lib, _ = video_library
+    for phrase in (TRAIN, MEETING):
+        hits = lib.search(phrase, k=3)
+        top = hits[0]
+        start, end = speech_spans[phrase]
+        assert top.kind == "video", hits
+        assert abs(top.start - start) <= 1.0 and abs(top.end - end) <= 1.0, (phrase, top, (start, end))
+        assert _words(phrase) - {"to", "the"} <= _words(top.transcript or "") | {"london"}, top.transcript
+        assert "london" not in (top.transcript or "").lower() or phrase == TRAIN
+
+
+def test_transcripts_hold_the_spoken_words(video_library, mixed_folder) -> None:
+    lib, _ = video_library
+    hits = lib.search(GREEN, k=2, modality="speech")
+    assert hits[0].path.endswith("note.wav") and hits[0].kind == "audio"
+    assert {"favorite", "color", "green"} <= _words(hits[0].transcript or "") | {"favorite", "color"}
+    assert "green" in (hits[0].transcript or "").lower()
+    said = " ".join(h.transcript or "" for h in lib.search(TRAIN, k=5, modality="speech", path="*scenes.mp4"))
+    assert {"train", "london", "late"} <= _words(said)
+    assert {"welcome", "meeting", "everyone"} <= _words(said)
+
+
+def test_modality_and_fusion_options(video_library, speech_spans) -> None:
+    lib, _ = video_library
+    visual = lib.search("a cat", k=10, modality="visual")
+    assert all(h.transcript is None or h.kind == "video" for h in visual)
+    assert not any(h.kind == "audio" for h in visual)  # audio has nothing to show
+    speech = lib.search(TRAIN, k=10, modality="speech")
+    assert {h.kind for h in speech} <= {"video", "audio"}  # photos say nothing
+    rrf = lib.search(TRAIN, k=3, fusion="rrf")
+    start, end = speech_spans[TRAIN]
+    assert rrf[0].kind == "video" and abs(rrf[0].start - start) <= 1.0 and abs(rrf[0].end - end) <= 1.0
+    cat = lib.search("a cat", k=3, fusion="rrf", kind="video")
+    assert abs(cat[0].start) <= 0.5 and abs(cat[0].end - CUTS[0]) <= 0.5
+    with pytest.raises(Exception, match="unknown fusion"):
+        lib.search("a cat", fusion="max")
+    with pytest.raises(Exception, match="unknown modality"):
+        lib.search("a cat", modality="smell")
+
+
+def test_photos_and_moments_rank_together(video_library) -> None:
+    lib, _ = video_library
+    hits = lib.search("an astronaut", k=6)
+    assert hits[0].path.endswith("astronaut.png") and hits[0].start is None
+    assert any(h.kind == "video" and h.start is not None for h in hits)
+    rocket = lib.search("a rocket", k=3)
+    assert rocket[0].kind == "video" and abs(rocket[0].start - CUTS[1]) <= 0.5
+    as_json = rocket[0].to_dict()
+    assert {"id", "path", "score", "kind", "start", "end", "transcript", "segment"} <= set(as_json)
+    json.dumps(as_json)
+
+
+def test_adjacent_segments_of_one_shot_merge_into_one_moment(tmp_path: Path, lite_encoder) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    make_video(folder / "long_cat.mp4", [Scene("coffee", 3), Scene("cat", 6), Scene("rocket", 3)], fps=10)
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    lib.media_options = type(lib.media_options)(speech=False, max_segment=2.0)
+    assert lib.add([folder]).added == 1
+    hits = lib.search("a cat", k=3)
+    assert abs(hits[0].start - 3.0) <= 0.5 and abs(hits[0].end - 9.0) <= 0.5, hits
+    assert all(h.start is None or h.end <= 3.5 or h.start >= 8.5 for h in hits[1:])
+
+
+def test_removed_video_leaves_no_moments(tmp_path: Path, lite_encoder, scenes_video) -> None:
+    folder = tmp_path / "r"
+    folder.mkdir()
+    shutil.copy(scenes_video, folder / "v.mp4")
+    shutil.copy(photo("cat"), folder / "cat.png")
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    lib.media_options = type(lib.media_options)(speech=False)
+    lib.add([folder])
+    assert any(h.kind == "video" for h in lib.search("a cat", k=5))
+    (folder / "v.mp4").unlink()
+    assert lib.add([folder]).removed == 1
+    hits = lib.search("a cat", k=5)
+    assert [h.kind for h in hits] == ["image"]
+    from polymodal.library import segments
+
+    assert segments.count(lib.store) == 0  # pruned, not only hidden
+
+
+def test_version_1_library_opens_and_gains_moments(tmp_path: Path, lite_encoder, scenes_video) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    shutil.copy(photo("cat"), folder / "cat.png")
+    root = tmp_path / "lib"
+    Library.open(root, model=lite_encoder).add([folder])
+    meta = json.loads((root / "library.json").read_text())
+    meta["schema_version"] = 1  # as polymodal before video wrote it
+    (root / "library.json").write_text(json.dumps(meta))
+    lib = Library.open(root, model=lite_encoder)
+    assert lib.search("a cat", k=1)[0].path.endswith("cat.png")  # the image path works as before
+    shutil.copy(scenes_video, folder / "v.mp4")
+    lib.media_options = type(lib.media_options)(speech=False)
+    assert lib.add([folder]).added == 1
+    assert json.loads((root / "library.json").read_text())["schema_version"] == 2
+    assert {h.kind for h in lib.search("a cat", k=5)} == {"image", "video"}
