@@ -49,6 +49,7 @@ def test_rrf_counts_only_units_above_the_background() -> None:
     photo, quiet, during, said, hello = units
     assert photo.fused == pytest.approx(1 / 61)
     assert during.fused == pytest.approx(1 / 62 + 1 / 61)
+    assert said.fused == pytest.approx(1 / 61 + 1 / 62)  # the phrase ranks first in speech, its segment second
     assert quiet.fused == 0.0 and hello.fused == 0.0
 
 

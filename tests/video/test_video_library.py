@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import CUTS, GREEN, MEETING, TRAIN
 from media_factory import Scene, make_video, photo
-
 from polymodal.library import Library
 
 

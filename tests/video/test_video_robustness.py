@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from media_factory import Scene, make_audio, make_video
 
+from media_factory import Scene, make_audio, make_video
 from polymodal.errors import MediaDecodeError, MediaTimeoutError
 from polymodal.media.video import analyse_video
 
