@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import tempfile
 import time
@@ -32,7 +34,7 @@ def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -
 def fill(store: Store, n: int, dim: int, rng: np.random.Generator, centres: np.ndarray, chunk: int = 50_000) -> None:
     import pyarrow as pa
 
-    schema = items_schema(dim)
+    schema = items_schema(dim)  # float32 rows; a float16 library casts them as the indexer's do (Store.schema)
     now = datetime.now(UTC)
     table = store.items(create=True)
     for start in range(0, n, chunk):
@@ -46,7 +48,7 @@ def fill(store: Store, n: int, dim: int, rng: np.random.Generator, centres: np.n
             "orientation": [None] * m, "tags": [[] for _ in range(m)], "thumbnail": [b""] * m, "added": [now] * m,
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), dim),
         }
-        table.add(pa.table(cols, schema=schema))
+        table.add(pa.table(cols, schema=schema).cast(store.schema()))
 
 
 def timed(fn, queries) -> tuple[list[float], list]:
@@ -62,7 +64,8 @@ def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(xs, p))
 
 
-def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float], data: str = "clustered") -> dict:
+def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float], data: str = "clustered",
+        vector_type: str = "float32") -> dict:
     rng = np.random.default_rng(n)
     if data == "uniform":
         # The worst case for an IVF index: no structure at all, neighbours scattered over many partitions.
@@ -72,7 +75,7 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float], d
         centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     root = workdir / f"lib{n}"
     root.mkdir()
-    meta = LibraryMeta(model="synthetic", dim=dim)
+    meta = LibraryMeta(model="synthetic", dim=dim, vector_type=vector_type)
     write_meta(root, meta)
     store = Store(root, meta)
     t0 = time.perf_counter()
@@ -86,14 +89,16 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float], d
 
     exact_ms, exact = timed(lambda q: ids(store.vector_search(q, 10, exact=True)), queries)
     t0 = time.perf_counter()
-    store.build_ann_index()
+    phases: list[tuple[str, float]] = []
+    store.build_ann_index(progress=lambda phase, s: phases.append((phase, round(s, 1))))
     index_s = time.perf_counter() - t0
+    print(json.dumps({"n": n, "ann_build_progress": phases}), flush=True)
     ann_ms, ann = timed(lambda q: ids(store.vector_search(q, 10)), queries)
     recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ann, exact)]))
     with_text = [a + t for a, t in zip(ann_ms, text_ms * (len(ann_ms) // len(text_ms) + 1))]
     with_text_exact = [a + t for a, t in zip(exact_ms, text_ms * (len(exact_ms) // len(text_ms) + 1))]
     return {
-        "data": data, "n": n, "dim": dim, "queries": n_queries, "fill_s": round(fill_s, 1), "index_build_s": round(index_s, 1),
+        "data": data, "n": n, "dim": dim, "vector_type": vector_type, "queries": n_queries, "fill_s": round(fill_s, 1), "index_build_s": round(index_s, 1),
         "exact_p50_ms": round(pct(exact_ms, 50), 1), "exact_p99_ms": round(pct(exact_ms, 99), 1),
         "ann_p50_ms": round(pct(ann_ms, 50), 1), "ann_p99_ms": round(pct(ann_ms, 99), 1),
         "ann_recall@10": round(recall, 3),
@@ -101,6 +106,9 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, text_ms: list[float], d
         "exact_with_text_p99_ms": round(pct(with_text_exact, 99), 1),
         "ann_with_text_p50_ms": round(pct(with_text, 50), 1), "ann_with_text_p99_ms": round(pct(with_text, 99), 1),
         "disk_mb": round(sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20, 1),
+        "disk_bytes_per_item": round(sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / n),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
 
 
@@ -123,6 +131,8 @@ def main() -> None:
     ap.add_argument("--data", choices=["clustered", "uniform"], default="clustered",
                     help="clustered unit vectors (like real embeddings) or uniform on the sphere (worst case)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to build the libraries (default: a temp dir)")
+    ap.add_argument("--vector-type", choices=["float32", "float16"], default="float32",
+                    help="how the library stores embeddings (float16 halves them)")
     args = ap.parse_args()
     text_ms = text_latency(args.queries)
     print(json.dumps({"text_embedding_p50_ms": round(pct(text_ms, 50), 1),
@@ -130,7 +140,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(dir=args.workdir))
     try:
         for n in args.sizes:
-            print(json.dumps(run(n, args.dim, args.queries, workdir, text_ms, args.data)), flush=True)
+            print(json.dumps(run(n, args.dim, args.queries, workdir, text_ms, args.data, args.vector_type)), flush=True)
             shutil.rmtree(workdir / f"lib{n}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
