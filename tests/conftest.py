@@ -69,3 +69,22 @@ def lite():
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random transformers CLIP saved to disk, loaded through the same spec path as a real one."""
+    from tiny_models import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("shared-models") / "tiny-clip")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train faster on one thread than fighting for two shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
