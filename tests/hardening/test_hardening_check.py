@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from polymodal.cli import main
 from polymodal.library import Library
@@ -119,3 +120,20 @@ def test_the_cli_repairs_what_needs_no_model(tmp_path, photo_dir, lite_encoder, 
     out = capsys.readouterr().out
     assert "dropped stale table items_0dead0ff" in out and ": ok" in out
     assert "items_0dead0ff" not in Library.open(lib.root).store._table_names()
+
+
+def test_a_library_killed_while_being_created_still_opens(tmp_path):
+    """A kill between library.json's temporary file and its rename (found by the chaos run) leaves only that
+    file; the folder is still a library being created, not a foreign non-empty folder."""
+    from polymodal.errors import NotALibraryError
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / ".library.k1ll3d.json").write_text("{")
+    lib = Library.open(root)
+    assert lib.meta.model is None and (root / "library.json").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(NotALibraryError, match="not empty"):
+        Library.open(other)

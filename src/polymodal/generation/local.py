@@ -21,6 +21,7 @@ from polymodal.errors import InputError, MissingDependencyError, ModelLoadError,
 from polymodal.generation.base import Generator, ProgressCallback, check_prompt
 from polymodal.generation.registry import GeneratorEntry, GeneratorSpec
 from polymodal.generation.types import Candidate, GenerationRequest, Settings
+from polymodal.models.safeweights import require_safetensors
 
 log = logging.getLogger("polymodal")
 
@@ -137,7 +138,10 @@ def load(spec: GeneratorSpec, device: str | None = None, **options: Any) -> Diff
     device = resolve_device(device)
     # fp16 halves memory and time on GPUs; CPUs (and MPS, whose fp16 VAE decodes are known to give NaNs) use fp32.
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    # use_safetensors: a pipeline's pickled .bin weights are never loaded (they can run code)
+    kwargs: dict[str, Any] = {"torch_dtype": dtype, "use_safetensors": True}
+    if is_dir:
+        require_safetensors(path, f"pipeline {target}")
     if not is_dir:
         # A pipeline already in the hub cache loads without touching the network (no HEAD request per file,
         # no retries on an offline machine); only a missing one is downloaded.

@@ -51,6 +51,11 @@ def _path_key(path: str | os.PathLike[str]) -> str:
     return display_path(os.fsencode(os.path.abspath(os.path.expanduser(os.fspath(path)))))
 
 
+def _own_leftover(name: str) -> bool:
+    """The temporary file of a ``library.json`` write killed before its rename: the library was being created."""
+    return name.startswith(".library.") and name.endswith(".json")
+
+
 class Library:
     """A collection of media with their embeddings, metadata and thumbnails, in a directory on disk."""
 
@@ -86,7 +91,7 @@ class Library:
             raise NotALibraryError(f"{root} is not a polymodal library: it is a file")
         if (root / META_FILE).exists():
             meta = read_meta(root)
-        elif root.is_dir() and any(root.iterdir()):
+        elif root.is_dir() and any(not _own_leftover(p.name) for p in root.iterdir()):
             raise NotALibraryError(
                 f"{root} is not a polymodal library (no {META_FILE}) and is not empty; "
                 "give --library a new or empty directory"

@@ -3,6 +3,10 @@
 The walk follows symlinks to files and to directories, remembering each directory's (device, inode) so a
 symlink loop is reported once instead of walked forever. Anything that cannot be listed or stat'ed becomes
 a ``Problem`` with a reason; the walk itself never raises for one bad entry.
+
+A symlink whose target lies outside every root is not followed but recorded as a problem: a folder someone
+else filled (a download, a shared drive) could otherwise point ``photo.jpg`` at a private file and have its
+thumbnail stored and served. To include such a folder, index it as a root of its own (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from polymodal.library.remote import REMOTE_PREFIXES
 #: extensions indexed as images; HEIC/AVIF need a Pillow plugin (pillow-heif / pillow-avif), see
 #: ``image_extensions``
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+#: the largest file taken as an image: the pixel limit (89 MP) at 16 bits per RGBA channel is ~720 MB
+#: uncompressed, and the indexer reads a file whole, so anything bigger is refused before it is read
+MAX_IMAGE_FILE_BYTES = 1 << 30
 _PLUGIN_EXTENSIONS = {
     ".heic": ("pillow_heif", "register_heif_opener"),
     ".heif": ("pillow_heif", "register_heif_opener"),
@@ -113,6 +120,11 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
     seen_files: set[bytes] = set()
 
     def add_file(raw: bytes, st: os.stat_result) -> None:
+        ext = os.path.splitext(raw)[1].decode("ascii", "replace").lower()
+        if st.st_size > MAX_IMAGE_FILE_BYTES and ext in IMAGE_EXTENSIONS | _PLUGIN_EXTENSIONS.keys():
+            problem(raw, f"too large for an image ({st.st_size / (1 << 30):.1f} GiB, limit "
+                    f"{MAX_IMAGE_FILE_BYTES / (1 << 30):.0f} GiB)")
+            return
         if raw not in seen_files:
             seen_files.add(raw)
             result.files.append(FoundFile(display_path(raw), raw, st.st_size, st.st_mtime_ns))
@@ -122,6 +134,15 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
 
     def wanted(name: bytes) -> bool:
         return os.path.splitext(name)[1].decode("ascii", "replace").lower() in extensions
+
+    real_roots = [os.path.realpath(r) for r in roots]
+
+    def leaves_roots(raw: bytes) -> bytes | None:
+        """The target of a symlink that resolves outside every root, else None."""
+        target = os.path.realpath(raw)
+        if any(target == r or target.startswith(r.rstrip(b"/") + b"/") for r in real_roots):
+            return None
+        return target
 
     stack: list[bytes] = []
     for root in roots:
@@ -159,6 +180,10 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
             raw = os.path.join(directory, entry.name)
             if entry.name.startswith(b"."):
                 continue  # hidden files and folders (.git, .thumbnails, the library's own .lock)
+            if entry.is_symlink() and (target := leaves_roots(raw)) is not None:
+                if wanted(entry.name) or os.path.isdir(raw):
+                    problem(raw, f"symlink to {display_path(target)}, outside the indexed folders: not followed")
+                continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError as exc:

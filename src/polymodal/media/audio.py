@@ -165,6 +165,7 @@ def _open(abspath: str) -> Any:
     return av.open(
         "file:" + abspath,
         options={"protocol_whitelist": "file", "format_whitelist": ALLOWED_DEMUXERS},
+        metadata_errors="replace",  # tags that are not UTF-8 must not fail the open (benchmarks/fuzz_ingest.py)
     )
 
 

@@ -3,6 +3,11 @@
 Pillow's decompression-bomb limit stays on (``Image.MAX_IMAGE_PIXELS``), and truncated files are errors:
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never switched on, since a half-decoded photo would be embedded as
 grey and silently match nothing.
+
+Decoding work is bounded before it starts, so a hostile file fails fast instead of holding a thread: the pixel
+count is checked on the header, a JPEG with more than ``MAX_JPEG_SCANS`` scans (a progressive "scan bomb":
+a small file whose every scan walks the whole image again) is refused, and formats that Pillow hands to an
+outside program (EPS goes to Ghostscript) are never decoded. See docs/reliability.md for the measurements.
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ import warnings
 from typing import Any
 
 from polymodal.errors import ImageDecodeError, InputError
+
+#: scans a JPEG may hold: libjpeg's progressive scripts use 10 (colour) or 6 (grey), mozjpeg a few more;
+#: scan bombs use thousands, each one re-walking every block (libjpeg-turbo's djpeg -maxscans guards the same)
+MAX_JPEG_SCANS = 100
+#: formats whose decoding Pillow delegates to an external program
+_EXTERNAL_FORMATS = frozenset({"EPS", "WMF", "EMF"})
 
 
 def describe_input(item: Any) -> str:
@@ -57,9 +68,12 @@ def load_image(item: Any, min_side: int | None = None) -> Any:
                 # Pillow warns before its hard limit; promote it so a bomb is refused, not half-decoded.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(fp)
+                _check_bounds(img, item)
                 if min_side and img.format == "JPEG":
                     img.draft(img.mode if img.mode in ("RGB", "L") else None, (min_side, min_side))
                 img.load()
+        except ImageDecodeError:
+            raise
         except UnidentifiedImageError:
             raise ImageDecodeError(source, "not a recognised image format") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -86,3 +100,33 @@ def load_image(item: Any, min_side: int | None = None) -> Any:
         else:
             img = img.convert("RGB")
     return img
+
+
+def _check_bounds(img: Any, item: Any) -> None:
+    """Refuse, from the header alone, what would take unbounded time or memory to decode."""
+    from PIL import Image
+
+    source = describe_input(item)
+    if img.format in _EXTERNAL_FORMATS:
+        raise ImageDecodeError(source, f"{img.format} images are not decoded (Pillow would run an outside program)")
+    # Checked here as well as by Pillow: Pillow's own check only warns below twice the limit, and the
+    # warnings filter that turns it into an error is process-wide, not safe across reader threads.
+    limit = Image.MAX_IMAGE_PIXELS
+    w, h = img.size
+    if limit and w * h > limit:
+        raise ImageDecodeError(source, f"too many pixels (decompression bomb guard): {w} x {h} = {w * h} pixels, "
+                               f"over the limit of {limit}")
+    if w <= 0 or h <= 0:
+        raise ImageDecodeError(source, f"invalid image size {w} x {h}")
+    if img.format in ("JPEG", "MPO"):
+        if isinstance(item, (bytes, bytearray)):
+            data = bytes(item)
+        else:
+            with open(os.fspath(item), "rb") as fh:
+                data = fh.read()
+        # A start-of-scan marker cannot occur inside entropy-coded data (0xFF there is always stuffed), so
+        # counting it is exact but for scans of an embedded EXIF thumbnail, which only raise the count a little.
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise ImageDecodeError(source, f"too many JPEG scans ({scans}, limit {MAX_JPEG_SCANS}): "
+                                   "a progressive scan bomb")

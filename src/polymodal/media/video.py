@@ -187,7 +187,10 @@ def _open(abspath: str) -> Any:
 
     # "file:" makes FFmpeg read the name as a path whatever it looks like ("http:...", "concat:..." are
     # file names here); the whitelists stop nested references and playlist demuxers.
-    return av.open("file:" + abspath, options={"protocol_whitelist": "file", "format_whitelist": ALLOWED_DEMUXERS})
+    # metadata_errors: tags that are not UTF-8 would otherwise fail the open with a UnicodeDecodeError
+    # (found by benchmarks/fuzz_ingest.py)
+    return av.open("file:" + abspath, options={"protocol_whitelist": "file", "format_whitelist": ALLOWED_DEMUXERS},
+                   metadata_errors="replace")
 
 
 def _seconds(value: Any, time_base: Any) -> float | None:
@@ -286,6 +289,9 @@ def _analyse(abspath: str, params: dict[str, Any]) -> Any:
     with container:
         if not container.streams.video:
             return {"error": "it has no video track"}
+        if container.streams.video[0].codec_context is None:
+            # found by benchmarks/fuzz_ingest.py: a track whose codec FFmpeg has no decoder for
+            return {"error": "no decoder for its video codec"}
         dec = _Decoder(container, int(params.get("size", FRAME_SIZE)))
         try:
             return _passes(container, dec, params)

@@ -12,6 +12,7 @@ from torch import nn
 from polymodal.errors import MissingDependencyError, ModelLoadError, TextTooLongError
 from polymodal.models.base import Encoder, Network
 from polymodal.models.preprocess import ImageTransform
+from polymodal.models.safeweights import require_safetensors
 
 #: transformers ``model_type`` -> (model class name, how texts are padded)
 SUPPORTED: dict[str, tuple[str, str]] = {
@@ -49,9 +50,7 @@ def is_cached(repo_id: str) -> bool:
         return False
     if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return False
-    return any(
-        isinstance(try_to_load_from_cache(repo_id, f), str) for f in ("model.safetensors", "pytorch_model.bin")
-    )
+    return isinstance(try_to_load_from_cache(repo_id, "model.safetensors"), str)  # pickles are not loaded
 
 
 def list_known() -> list:
@@ -82,6 +81,7 @@ class HFEncoder(Encoder):
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise MissingDependencyError("transformers", f"model {name}") from exc
         quiet_transformers()
+        require_safetensors(target, f"model {name}")
         try:
             config = AutoConfig.from_pretrained(target)
         except (OSError, ValueError) as exc:
@@ -95,7 +95,9 @@ class HFEncoder(Encoder):
             )
         class_name, self.padding = SUPPORTED[config.model_type]
         try:
-            self.model = getattr(transformers, class_name).from_pretrained(target).eval().to(self.device)
+            # use_safetensors: never fall back to a pickled pytorch_model.bin, from a directory or the hub
+            model = getattr(transformers, class_name).from_pretrained(target, use_safetensors=True)
+            self.model = model.eval().to(self.device)
             self.tokenizer = AutoTokenizer.from_pretrained(target)
             self.processor = AutoImageProcessor.from_pretrained(target)
         except (OSError, ValueError) as exc:

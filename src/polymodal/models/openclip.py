@@ -11,6 +11,7 @@ from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, ModelSpecError, TextTooLongError
 from polymodal.models.base import Encoder, Network
+from polymodal.models.safeweights import require_safetensors
 
 
 def detect_dir(path: Path) -> bool:
@@ -77,6 +78,8 @@ class OpenCLIPEncoder(Encoder):
         self.fast_preprocess = fast_preprocess
         open_clip = _import_open_clip()
         model_name, pretrained = open_clip_name(target)
+        if model_name.startswith("local-dir:"):
+            require_safetensors(model_name.removeprefix("local-dir:"), f"model {name}")
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=pretrained, device=self.device
