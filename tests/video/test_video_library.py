@@ -142,3 +142,22 @@ def test_version_1_library_opens_and_gains_moments(tmp_path: Path, lite_encoder,
     assert lib.add([folder]).added == 1
     assert json.loads((root / "library.json").read_text())["schema_version"] == 2
     assert {h.kind for h in lib.search("a cat", k=5)} == {"image", "video"}
+
+
+def test_reindex_keeps_videos_and_their_moments(tmp_path: Path, lite_encoder, scenes_video) -> None:
+    from polymodal.library import segments
+
+    folder = tmp_path / "x"
+    folder.mkdir()
+    shutil.copy(scenes_video, folder / "v.mp4")
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    lib.media_options = type(lib.media_options)(speech=False)
+    lib.add([folder])
+    before = segments.count(lib.store)
+    report = lib.reindex(lite_encoder)
+    assert (report.updated, report.failed) == (1, 0)
+    assert segments.count(lib.store) == before == 3
+    tables = [n for n in lib.store._table_names() if n.startswith("segments")]
+    assert tables == [segments.segments_table_name(lib.store)]
+    top = lib.search("a cat", k=1)[0]
+    assert top.kind == "video" and abs(top.end - CUTS[0]) <= 0.5

@@ -245,7 +245,7 @@ class Library:
                 enc = load_model(model or self.meta.model, device=self._device, batch_size=self._batch_size)
             job = self._start_job("reindex", [])
             try:
-                report = reembed(self.store, enc, progress=progress)
+                report = reembed(self.store, enc, progress=progress, media=self.media_options)
             except BaseException:
                 self._finish_job(job, "failed", IndexReport())
                 raise

@@ -165,3 +165,44 @@ def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaR
         name = os.path.splitext(os.path.basename(path))[0].replace("_", " ").replace("-", " ")
         vector = _normalise(encoder.encode_texts([name or "audio"], truncate=True))[0]
     return MediaResult(kind, vector, rows, media)
+
+
+def reembed_media(store: Any, row: dict[str, Any], encoder: Encoder, raw: dict[str, bytes], table: str,
+                  options: MediaOptions) -> tuple[np.ndarray | None, str | None]:
+    """A video or audio item embedded again with ``encoder`` into the segments table ``table`` (a reindex).
+
+    Speech is not transcribed again (the words do not depend on the image-text model): its stored segments
+    are re-embedded. A video's frames are decoded and embedded again. Returns (item vector, None) or
+    (None, the reason none of its files could be used).
+    """
+    from polymodal.library import segments as seg
+
+    reason = "no file left"
+    for path in row["paths"]:
+        source = raw.get(path) or os.fsencode(path)
+        try:
+            if file_hash(source) != row["hash"]:
+                reason = f"{path} has changed since it was indexed"
+                continue
+        except OSError as exc:
+            reason = f"cannot read {path}: {exc.strerror or exc}"
+            continue
+        said = seg.speech_rows(store, row["id"])
+        rows: list[SegmentRow] = []
+        try:
+            if row["kind"] == "video":
+                _, rows = visual_segments(os.fsdecode(source), encoder, options)
+        except MediaDecodeError as exc:
+            reason = exc.reason
+            continue
+        if said:
+            emb = _normalise(encoder.encode_texts([r["text"] for r in said], truncate=True))
+            rows += [SegmentRow(id=r["id"], kind=SPEECH, start=r["start"], end=r["end"], vector=emb[n], text=r["text"],
+                                words=r["words"]) for n, r in enumerate(said)]
+        seg.write(store, row["id"], rows, None, table=table)
+        own = [r.vector for r in rows if r.kind == (VISUAL if row["kind"] == "video" else SPEECH)]
+        if own:
+            return _normalise(np.stack(own).mean(axis=0)), None
+        name = os.path.splitext(os.path.basename(path))[0].replace("_", " ").replace("-", " ")
+        return _normalise(encoder.encode_texts([name or "audio"], truncate=True))[0], None
+    return None, reason

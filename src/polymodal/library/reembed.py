@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import ImageDecodeError
+from polymodal.library import segments
 from polymodal.library.ingest import ProgressCallback, content_hash, read_file
+from polymodal.library.media_ingest import MediaOptions, reembed_media
 from polymodal.library.schema import ITEMS, items_schema, write_meta
 from polymodal.library.store import Store
 from polymodal.library.types import Failure, IndexReport
@@ -51,13 +53,15 @@ def _drop_stale_tables(store: Store) -> None:
             store.drop(name)
 
 
-def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None = None) -> IndexReport:
+def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None = None,
+            media: MediaOptions | None = None) -> IndexReport:
     import pyarrow as pa
 
     report = IndexReport()
     _drop_stale_tables(store)
     old = store.items()
     new_name = f"{ITEMS}_{uuid.uuid4().hex[:8]}"
+    new_segments = segments.SEGMENTS_PREFIX + new_name[len(ITEMS):]  # switched together with the items table
     new = store.create_items_table(new_name, encoder.dim)
     schema = items_schema(encoder.dim)
     if old is None:
@@ -72,14 +76,21 @@ def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, total, _BATCH):
             batch = rows[start: start + _BATCH]
-            loaded = list(pool.map(lambda r: _load(r, encoder, raw), batch))
+            loaded = list(pool.map(lambda r: _load(r, encoder, raw) if r["kind"] == "image" else
+                                   reembed_media(store, r, encoder, raw, new_segments, media or MediaOptions()),
+                                   batch))
             keep = []
             pixels = []
+            done_rows: list[dict[str, Any]] = []
             for row, (px, reason) in zip(batch, loaded):
                 if px is None:
                     report.failed += 1
                     report.failures.append(Failure(row["paths"][0] if row["paths"] else row["id"], reason or ""))
                     report.removed += 1
+                    continue
+                if row["kind"] != "image":  # a video or audio item: already embedded, px is its vector
+                    row["vector"] = px.tolist()
+                    done_rows.append(row)
                     continue
                 keep.append(row)
                 pixels.append(px)
@@ -88,8 +99,9 @@ def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None
                 emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
                 for row, vec in zip(keep, emb):
                     row["vector"] = vec.tolist()
-                new.add(pa.Table.from_pylist(keep, schema=schema))
-                report.updated += len(keep)
+            if keep or done_rows:
+                new.add(pa.Table.from_pylist(keep + done_rows, schema=schema))
+                report.updated += len(keep) + len(done_rows)
             if progress:
                 progress(min(start + _BATCH, total), total)
     old_name = store.meta.items_table
@@ -100,4 +112,5 @@ def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None
     if removed_ids := [r["id"] for r in rows if "vector" not in r]:
         store.delete(store.files(), "item_id", removed_ids)
     store.drop(old_name)
+    segments.drop_stale(store, keep=new_segments)
     return report

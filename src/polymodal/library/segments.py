@@ -87,8 +87,9 @@ def segments_table_name(store: Store) -> str:
     return SEGMENTS_PREFIX + store.meta.items_table[len("items"):]
 
 
-def segments_table(store: Store, create: bool = False) -> Any | None:
-    name = segments_table_name(store)
+def segments_table(store: Store, create: bool = False, name: str | None = None) -> Any | None:
+    """The segments table paired with the library's items table (or the one called ``name``)."""
+    name = name or segments_table_name(store)
     schema = segments_schema(store.meta.dim) if create and store.meta.dim else None
     return store._open(name, schema)
 
@@ -97,8 +98,12 @@ def media_table(store: Store, create: bool = False) -> Any | None:
     return store._open(MEDIA, media_schema() if create else None)
 
 
-def write(store: Store, item_id: str, segments: Sequence[SegmentRow], media: dict[str, Any]) -> None:
-    """Replace the segments and media row of one item (idempotent: keyed, so a rerun never duplicates)."""
+def write(store: Store, item_id: str, segments: Sequence[SegmentRow], media: dict[str, Any] | None,
+          table: str | None = None) -> None:
+    """Replace the segments and media row of one item (idempotent: keyed, so a rerun never duplicates).
+
+    ``table``: another segments table than the library's current one (a reindex fills its new one).
+    """
     import pyarrow as pa
 
     assert store.meta.dim, "the library's model is fixed before anything is written"
@@ -107,18 +112,38 @@ def write(store: Store, item_id: str, segments: Sequence[SegmentRow], media: dic
 
         store.meta.schema_version = 2  # an older polymodal would show these items without their moments
         write_meta(store.root, store.meta)
-    table = segments_table(store, create=True)
-    assert table is not None
+    seg_table = segments_table(store, create=True, name=table)
+    assert seg_table is not None
     rows = [{
         "key": f"{item_id}:{s.id}", "item_id": item_id, "id": s.id, "kind": s.kind, "start": float(s.start),
         "end": float(s.end), "shot": s.shot, "text": s.text, "words": s.words, "frame_times": s.frame_times,
         "thumbnail": s.thumbnail, "vector": np.asarray(s.vector, np.float32).tolist(),
     } for s in segments]
-    table.delete(f"item_id = {sql_str(item_id)}")
+    seg_table.delete(f"item_id = {sql_str(item_id)}")
     if rows:
-        table.add(pa.Table.from_pylist(rows, schema=segments_schema(store.meta.dim)))
+        dim = len(rows[0]["vector"])
+        seg_table.add(pa.Table.from_pylist(rows, schema=segments_schema(dim)))
+    if media is None:
+        return
     mt = media_table(store, create=True)
     store.upsert(mt, "item_id", pa.Table.from_pylist([{**media, "item_id": item_id}], schema=media_schema()))
+
+
+def speech_rows(store: Store, item_id: str) -> list[dict[str, Any]]:
+    """The speech segments of one item, in time order, without vectors (what a reindex re-embeds)."""
+    table = segments_table(store)
+    if table is None:
+        return []
+    data = store.scan(table, ["id", "start", "end", "text", "words"],
+                      f"item_id = {sql_str(item_id)} AND kind = {sql_str(SPEECH)}")
+    return sorted(data.to_pylist(), key=lambda r: r["start"])
+
+
+def drop_stale(store: Store, keep: str) -> None:
+    """Drop segments tables other than ``keep`` (left by a reindex that switched, or was killed before)."""
+    for name in store._table_names():
+        if (name == SEGMENTS_PREFIX or name.startswith(SEGMENTS_PREFIX + "_")) and name != keep:
+            store.drop(name)
 
 
 def count(store: Store) -> int:

@@ -123,10 +123,35 @@ def thumbnail(request: Request, item_id: str) -> Response:
 @router.get("/api/items/{item_id}/original", tags=["items"], response_class=Response,
             summary="An item's original file: found by id only, inside the indexed folders, same bytes as indexed")
 def original(request: Request, item_id: str) -> Response:
-    data, media, name = _service(request).original(item_id)
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-    return Response(data, media_type=media, headers={"Content-Disposition": f'inline; filename="{safe}"',
-                                                     "Cache-Control": "private, max-age=3600"})
+    from fastapi.responses import StreamingResponse
+
+    from polymodal.server.files import RangeNotSatisfiable, parse_range
+
+    orig = _service(request).open_original(item_id)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in orig.name)
+    headers = {"Content-Disposition": f'inline; filename="{safe}"', "Cache-Control": "private, max-age=3600",
+               "Accept-Ranges": "bytes"}
+    try:
+        wanted = parse_range(request.headers.get("range"), orig.size)
+    except RangeNotSatisfiable as exc:
+        orig.close()
+        from polymodal.server.errors import error_response
+
+        return error_response(416, str(exc), "invalid_request_error", "range", "range_not_satisfiable",
+                              {"Content-Range": f"bytes */{exc.size}"})
+    if wanted is None:  # the whole file
+        headers["Content-Length"] = str(orig.size)
+        return StreamingResponse(orig.read(), media_type=orig.media, headers=headers)
+    first, last = wanted
+    headers.update({"Content-Range": f"bytes {first}-{last}/{orig.size}", "Content-Length": str(last - first + 1)})
+    return StreamingResponse(orig.read(first, last), status_code=206, media_type=orig.media, headers=headers)
+
+
+@router.get("/api/items/{item_id}/segments/{segment_id}/thumbnail", tags=["items"], response_class=Response,
+            summary="The WebP thumbnail of a video segment (a hit's `segment`), by item id and segment id")
+def segment_thumbnail(request: Request, item_id: str, segment_id: str) -> Response:
+    data = _service(request).segment_thumbnail(item_id, segment_id)
+    return Response(data, media_type="image/webp", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/api/classify", tags=["models"], summary="Zero-shot classify uploaded image(s) or a library item")

@@ -18,10 +18,11 @@ import numpy as np
 
 from polymodal.errors import InputError, NotFoundError
 from polymodal.server.config import ServerConfig
-from polymodal.server.files import check_item_id, library_roots, read_original
+from polymodal.server.files import Original, check_item_id, library_roots, open_original, read_original
 from polymodal.server.jobs import JobRunner, allowed_paths
 
 _WEIGHT = re.compile(r"^(\d+(?:\.\d+)?|\.\d+):(.+)$", re.S)
+_SEGMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # e.g. v0003: a key in the segments table, never a path
 MAX_K = 1000
 MAX_OFFSET = 10_000
 MAX_TERMS = 16
@@ -152,6 +153,21 @@ class Service:
     def original(self, item_id: str) -> tuple[bytes, str, str]:
         hit = self.item(item_id)
         return read_original(item_id, tuple(hit.paths) or (hit.path,), library_roots(self.library))
+
+    def open_original(self, item_id: str) -> Original:
+        """The item's file, verified and open (the caller streams it, in byte ranges for a video player)."""
+        hit = self.item(item_id)
+        return open_original(item_id, tuple(hit.paths) or (hit.path,), library_roots(self.library))
+
+    def segment_thumbnail(self, item_id: str, segment_id: str) -> bytes:
+        """A video segment's stored thumbnail, by item id and segment id (``Hit.segment``) only."""
+        self.item(item_id)
+        if not _SEGMENT_ID.match(segment_id):
+            raise InputError(f"{segment_id[:40]!r} is not a segment id")
+        data = self.library.segment_thumbnail(item_id, segment_id)
+        if not data:
+            raise NotFoundError(f"item {item_id} has no segment {segment_id}")
+        return bytes(data)
 
     # -- models -----------------------------------------------------------------------------------------------
 
