@@ -40,10 +40,11 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("index", help="add folders of images to a library",
-                       description="Scan folders recursively and index their images; only new or changed files "
-                       "are read. Files gone from the scanned folders are removed from the library unless "
-                       "--no-prune.")
+    p = sub.add_parser("index", help="add folders of photos, videos and audio to a library",
+                       description="Scan folders recursively and index their images, videos and audio files; only "
+                       "new or changed files are read. Videos are cut into shots and segments and their speech "
+                       "transcribed; audio files are transcribed. Files gone from the scanned folders are removed "
+                       "from the library unless --no-prune.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders or files, local or s3://BUCKET/PREFIX, gs://...")
     p.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep library entries for files that are gone from disk")
@@ -54,6 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how a new library stores embeddings (default float32; float16 halves them)")
     p.add_argument("--storage", metavar="s3://BUCKET/PREFIX",
                    help="keep a new library's tables in a bucket (credentials from the AWS_* environment)")
+    p.add_argument("--no-speech", dest="speech", action="store_false",
+                   help="do not transcribe videos' sound or audio files (audio files are then not indexed)")
+    p.add_argument("--speech-model", metavar="SPEC", help="Whisper model: tiny.en (default, bundled), a "
+                   "faster-whisper name already in the local cache, or a CTranslate2 model directory")
+    p.add_argument("--language", metavar="CODE", help="spoken language (default: detected by multilingual models)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="per video or audio file, for decoding and "
+                   "again for transcribing; a file over it is recorded as a failure (default 600 s decoding)")
+    p.add_argument("--max-segment", type=float, default=10.0, metavar="SECONDS",
+                   help="longest visual segment of a video (default 10)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _library_option(p)
     _model_option(p, what="model for a new library (default: $POLYMODAL_MODEL, the config file, else the default); "
@@ -68,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--not", dest="negative", action="append", default=[], metavar="TEXT|PATH",
                    help="move away from this text or image (repeatable)")
     p.add_argument("--exact", action="store_true", help="skip the ANN index: exact search")
+    p.add_argument("--fusion", choices=["weighted", "rrf"], default="weighted",
+                   help="how visual and speech evidence of videos are combined: weighted sum of per-modality "
+                   "normalised scores (default) or reciprocal rank fusion")
+    p.add_argument("--modality", choices=["visual", "speech"],
+                   help="only what is shown (photos, video frames) or only what is said (transcripts)")
     _filter_options(p)
     _library_option(p)
     _model_option(p)
@@ -144,7 +159,24 @@ def _print_hits(hits: list[Any], as_json: bool) -> None:
         return
     rows = [[str(i), f"{h.score:.3f}", _date(h.date), h.path + (f"  (+{len(h.paths) - 1} more)" if len(h.paths) > 1
                                                                 else "")] for i, h in enumerate(hits, 1)]
+    if any(getattr(h, "start", None) is not None for h in hits):
+        for row, h in zip(rows, hits):
+            row[3] += _moment_text(h)
     print_table(rows, ["#", "SCORE", "DATE", "PATH"])
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m) // 60}:{int(m) % 60:02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"
+
+
+def _moment_text(hit: Any) -> str:
+    if hit.start is None:
+        return ""
+    said = f'  "{hit.transcript}"' if hit.transcript else ""
+    if len(said) > 70:
+        said = said[:66] + '..."'
+    return f"  [{_clock(hit.start)}-{_clock(hit.end)}]{said}"
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
@@ -153,7 +185,13 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_index(args: argparse.Namespace) -> int:
+    from polymodal.library.media_ingest import MediaOptions
+
     lib = _open(args, create=True, model=args.model)
+    if args.max_segment <= 0:
+        raise InputError(f"--max-segment must be positive, got {args.max_segment}")
+    lib.media_options = MediaOptions(speech=args.speech, speech_model=args.speech_model, language=args.language,
+                                     time_limit=args.time_limit, max_segment=args.max_segment)
     report = lib.add(args.paths, prune=args.prune, progress=progress_bar("indexing", "file"), ray=args.ray)
     if args.json:
         print_json(report.to_dict())
@@ -181,7 +219,7 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     lib = _open(args, model=args.model)
     hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
-                      **_filters(args))
+                      fusion=args.fusion, modality=args.modality, **_filters(args))
     _print_hits(hits, args.json)
     return 0
 

@@ -15,8 +15,12 @@ from typing import Any
 
 from polymodal.errors import InputError, ModelMismatchError, NotALibraryError
 from polymodal.library import duplicates as dup
-from polymodal.library import scancache
+from polymodal.library import scancache, segments
+from polymodal.library.calibration import reference_scores
 from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_alive
+from polymodal.library.media_ingest import MEDIA_EXTENSIONS, MediaOptions
+from polymodal.library.moment_search import has_moments, moment_search
+from polymodal.library.moments import check as check_fusion
 from polymodal.library.query import Term, build_terms, query_vector
 from polymodal.library.remote import is_remote
 from polymodal.library.scan import check_roots, display_path, image_extensions, walk
@@ -71,6 +75,8 @@ class Library:
         self._meta_stamp = self._stamp()
         #: item count from which an ANN index is built (see benchmarks/RESULTS.md for how it was chosen)
         self.ann_threshold = ANN_THRESHOLD
+        #: how ``add`` indexes video and audio files (speech on or off, Whisper model, time limit per file)
+        self.media_options = MediaOptions()
 
     # -- opening ----------------------------------------------------------------------------------------------
 
@@ -168,7 +174,7 @@ class Library:
         roots = check_roots(list(paths))
         with write_lock(self.root):
             self._refresh()
-            scan = walk(roots, image_extensions(), exclude=os.fsencode(os.path.abspath(self.root)))
+            scan = walk(roots, image_extensions() | MEDIA_EXTENSIONS, exclude=os.fsencode(os.path.abspath(self.root)))
             unchanged = scancache.unchanged_report(self.root, scan, [display_path(r) for r in roots], prune)
             if unchanged is not None:
                 return unchanged  # nothing to write, not even a job row: the library is as the last run left it
@@ -184,6 +190,7 @@ class Library:
                 indexer = RayIndexer(self.store, self.encoder, model=str(self.meta.model), progress=progress,
                                      options=RayOptions(address=ray, device=self._device),
                                      batch_size=self._batch_size or 64)
+            indexer.media_options = self.media_options
             try:
                 report = indexer.run(roots, scan, prune=prune)
                 report.index_built = self._maintain(bool(report.added or report.updated or report.removed))
@@ -201,6 +208,7 @@ class Library:
         """Compact after a change; build the ANN index once the library passes ``ann_threshold``."""
         if not changed:
             return False
+        segments.prune_orphans(self.store)  # segments of items removed or changed by this run
         self.store.optimize()  # also folds rows added since into an existing index
         if self.store.count_items() >= self.ann_threshold and not self.store.has_ann_index():
             self.store.build_ann_index()
@@ -301,11 +309,14 @@ class Library:
                negative: Sequence[Any] = (), k: int = 10, after: str | datetime | None = None,
                before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
-               exact: bool = False,
+               exact: bool = False, fusion: str = "weighted", modality: str | None = None,
                terms: Sequence[Term] | None = None) -> list[Hit]:
         """Items ranked by similarity to the combined query (see ``query``: ``"2:sunset"``, image paths, negatives).
 
-        ``text`` may be one term or several; ``image`` a path, bytes, PIL image, or a list of them.
+        ``text`` may be one term or several; ``image`` a path, bytes, PIL image, or a list of them. Once the
+        library holds video or audio, videos and audio come back as timed moments (``start``, ``end``,
+        ``transcript``) ranked with the photos: visual and speech evidence normalised per modality, then
+        fused by ``fusion`` (``weighted`` or ``rrf``), or only one ``modality`` (``visual`` or ``speech``).
         """
         texts = [text] if isinstance(text, str) else list(text or [])
         images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
@@ -319,6 +330,12 @@ class Library:
         filters = self._filters(after, before, path, kind, tags, min_score)
         if self.store.items() is None:
             return []
+        if modality is not None or has_moments(self.store):
+            encoder = self.encoder()
+            vector = query_vector(terms, encoder)
+            return moment_search(self.store, vector, k, filters, sort, exact, fusion=fusion, modality=modality,
+                                 reference=reference_scores(vector, encoder))
+        check_fusion(fusion, modality)
         return run_search(self.store, query_vector(terms, self.encoder()), k, filters, sort, exact)
 
     def similar(self, item: Any, *, k: int = 10, after: str | datetime | None = None,
@@ -355,6 +372,14 @@ class Library:
             if not data.num_rows:
                 return None
         return hits_from_arrow(data, [1.0] * data.num_rows)[0]
+
+    def segment_thumbnail(self, item_id: str, segment_id: str) -> bytes | None:
+        """The stored WebP thumbnail of a visual segment of a video (``Hit.segment``), or None."""
+        return segments.thumbnail(self.store, item_id, segment_id)
+
+    def media_info(self, item_id: str) -> dict[str, Any] | None:
+        """Duration, frame rate, codecs, rotation and spoken language of a video or audio item, or None."""
+        return segments.media_info(self.store, item_id)
 
     def thumbnail(self, item_id: str) -> bytes | None:
         """The stored WebP thumbnail of an item."""
