@@ -96,20 +96,14 @@ def _select(model: nn.Module, prefixes: tuple[str, ...] | None) -> list[nn.Param
     return out
 
 
-class HFAdapter(Adapter):
-    """transformers CLIPModel / ChineseCLIPModel."""
+class _DualTowerAdapter(Adapter):
+    """A backend whose one torch module holds both towers and a ``logit_scale`` parameter."""
 
-    PREFIXES: ClassVar[dict[str, tuple[str, ...] | None]] = {
-        "projections": ("visual_projection", "text_projection", "logit_scale"),
-        "lit": ("text_model", "text_projection", "logit_scale"),
-        "full": None,
-    }
+    #: the image tower's attribute, kept in inference behaviour (dropout, norms) while locked under LiT
+    IMAGE_TOWER: ClassVar[str]
 
     def __init__(self, encoder: Any) -> None:
         super().__init__(encoder)
-        if encoder.model_type == "siglip":
-            raise InputError(f"{encoder.name} is SigLIP, trained with a sigmoid loss and a bias; fine-tuning it "
-                             "with InfoNCE would change what its scores mean, so polymodal does not (yet)")
         self.model = encoder.model
         self.mode = "full"
 
@@ -121,18 +115,36 @@ class HFAdapter(Adapter):
     def log_scale(self) -> torch.Tensor:
         return self.model.logit_scale
 
+    def train(self, on: bool) -> None:
+        self.model.train(on)
+        if on and self.mode == "lit":
+            getattr(self.model, self.IMAGE_TOWER).eval()
+
+    def images(self, paths: list[str]) -> Any:
+        return _pixels(self.encoder, paths, self.device)
+
+
+class HFAdapter(_DualTowerAdapter):
+    """transformers CLIPModel / ChineseCLIPModel."""
+
+    IMAGE_TOWER = "vision_model"
+
+    PREFIXES: ClassVar[dict[str, tuple[str, ...] | None]] = {
+        "projections": ("visual_projection", "text_projection", "logit_scale"),
+        "lit": ("text_model", "text_projection", "logit_scale"),
+        "full": None,
+    }
+
+    def __init__(self, encoder: Any) -> None:
+        if encoder.model_type == "siglip":
+            raise InputError(f"{encoder.name} is SigLIP, trained with a sigmoid loss and a bias; fine-tuning it "
+                             "with InfoNCE would change what its scores mean, so polymodal does not (yet)")
+        super().__init__(encoder)
+
     def trainable(self, mode: str) -> list[nn.Parameter]:
         self.check_mode(mode)
         self.mode = mode
         return _select(self.model, self.PREFIXES[mode])
-
-    def train(self, on: bool) -> None:
-        self.model.train(on)
-        if on and self.mode == "lit":
-            self.model.vision_model.eval()  # a locked tower stays in inference behaviour
-
-    def images(self, paths: list[str]) -> Any:
-        return _pixels(self.encoder, paths, self.device)
 
     def texts(self, texts: list[str]) -> Any:
         enc: Any = self.encoder
@@ -154,23 +166,15 @@ class HFAdapter(Adapter):
         self.encoder.processor.save_pretrained(out)  # type: ignore[attr-defined]
 
 
-class OpenCLIPAdapter(Adapter):
+class OpenCLIPAdapter(_DualTowerAdapter):
     """open_clip CLIP models (the classic tower layout: ``visual`` + text transformer)."""
+
+    IMAGE_TOWER = "visual"
 
     def __init__(self, encoder: Any) -> None:
         super().__init__(encoder)
-        self.model = encoder.model
         if not hasattr(self.model, "visual") or not hasattr(self.model, "text_projection"):
             raise InputError(f"{encoder.name}: only open_clip models with the CLIP tower layout can be fine-tuned")
-        self.mode = "full"
-
-    @property
-    def module(self) -> nn.Module:
-        return self.model
-
-    @property
-    def log_scale(self) -> torch.Tensor:
-        return self.model.logit_scale
 
     def trainable(self, mode: str) -> list[nn.Parameter]:
         self.check_mode(mode)
@@ -180,14 +184,6 @@ class OpenCLIPAdapter(Adapter):
             names = [n for n, _ in self.model.named_parameters() if not n.startswith("visual.")]
             prefixes = tuple(names)
         return _select(self.model, prefixes)
-
-    def train(self, on: bool) -> None:
-        self.model.train(on)
-        if on and self.mode == "lit":
-            self.model.visual.eval()
-
-    def images(self, paths: list[str]) -> Any:
-        return _pixels(self.encoder, paths, self.device)
 
     def texts(self, texts: list[str]) -> Any:
         return self.encoder.tokenizer(texts).to(self.device)  # type: ignore[attr-defined]
