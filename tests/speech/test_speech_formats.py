@@ -81,3 +81,7 @@ def test_bad_format_and_timestamp():
         render(Transcript("en", 1.0), "docx")
     with pytest.raises(InputError, match="not a subtitle timestamp"):
         parse_timestamp("1:2:3")
+
+
+def test_json_reads_back_into_the_same_transcript(transcript):
+    assert Transcript.from_dict(json.loads(render(transcript, "json", source="x.wav"))) == transcript

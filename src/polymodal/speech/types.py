@@ -40,6 +40,18 @@ class Transcript:
     def text(self) -> str:
         return " ".join(s.text for s in self.segments if s.text)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """The inverse of to_dict (what ``polymodal transcribe --format json`` writes); ``text`` is derived."""
+        segments = [
+            SpeechSegment(float(s["start"]), float(s["end"]), str(s["text"]),
+                          [Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
+                           for w in s.get("words", [])])
+            for s in data.get("segments", [])
+        ]
+        return cls(language=str(data["language"]), duration=float(data["duration"]), segments=segments,
+                   model=str(data.get("model", "")), language_probability=data.get("language_probability"))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "language": self.language,
