@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from ray_helpers import assert_same_library
 
+from polymodal.errors import LibraryLockedError
 from polymodal.library import Library
 from polymodal.library.distributed import KnownIds, RayOptions, plan
 
@@ -37,14 +38,21 @@ def test_ray_build_equals_local(tmp_path, ray_cluster, photo_set, local_library)
 
 def test_ray_resumes_after_interruption_and_skips_known_content(tmp_path, ray_cluster, photo_set, local_library):
     lib = Library.open(tmp_path / "lib", model="lite")
+    refused: list[Exception] = []
 
     def stop_after_one_batch(done: int, total: int) -> None:
+        if done == 0:
+            # The driver holds the writer lock through the cluster run: a second writer is refused.
+            with pytest.raises(LibraryLockedError) as exc:
+                Library.open(tmp_path / "lib").add([photo_set])
+            refused.append(exc.value)
         if done >= 64:
             raise KeyboardInterrupt  # as Ctrl-C would, between two commits
 
     with pytest.raises(KeyboardInterrupt):
         lib.add([photo_set], ray="auto", progress=stop_after_one_batch)
     assert lib.status().last_job.state == "interrupted"
+    assert len(refused) == 1
     kept = lib.store.count_items()
     assert 60 <= kept < local_library.store.count_items()
 

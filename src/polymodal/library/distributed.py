@@ -39,8 +39,9 @@ from polymodal.models.base import Encoder
 _FORWARDED_ENV = ("POLYMODAL_", "HF_", "AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "TRANSFORMERS_")
 #: files per decode task: small enough to spread 64 files over several cores
 _DECODE_BATCH = 16
-#: bytes a decode task reserves: a 24-megapixel RGB photo decoded, plus its file
-_DECODE_MEMORY = 256 * 2**20
+#: bytes a decode task reserves: its worker with polymodal imported (Ray Data measured ~250 MB at 1 MP
+#: photos) plus a 24-megapixel photo decoded
+_DECODE_MEMORY = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,9 @@ class RayIndexer(Indexer):
                                 runtime_env=env,
                                 fn_constructor_kwargs={"model": self.model, "device": self.plan.device,
                                                        "batch_size": self.batch_size})
-            for batch in ds.iter_batches(batch_size=self.batch_size, batch_format="numpy", prefetch_batches=2):
+            # No prefetching: with it, Ray Data 2.60 held every result until the whole dataset was done
+            # (measured: the first commit came only at the end), which loses both progress and resumability.
+            for batch in ds.iter_batches(batch_size=self.batch_size, batch_format="numpy", prefetch_batches=0):
                 yield [self._settle(pickle.loads(b), known) for b in batch["prepared"]]
         except ray.exceptions.RayError as exc:
             raise LibraryError(f"the Ray job failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc

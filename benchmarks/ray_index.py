@@ -1,0 +1,153 @@
+"""`polymodal index --ray` against local indexing on this machine: the engine's overhead, and per-core rates.
+
+Builds the same photo set twice with the `lite` model, once in this process (``Library.add``) and once on a
+local Ray cluster started here (``Library.add(ray="auto")``), checks the two libraries are the same (ids,
+metadata, thumbnails, embeddings within 1e-4), and reports wall time, the steady rate between the first and
+the last commit, and the fixed costs (model load, cluster start). Then measures the two per-file stages on
+one core each, decoding (the Ray tasks' work) and embedding (the actors' work), at the photo size given and
+on a few 12-megapixel JPEGs, which is what a cluster-size estimate needs.
+
+    python benchmarks/ray_index.py --n 300 --side 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "ray"))  # the tests' photo maker
+
+
+def photos_from(sources: list[Path], folder: Path, n: int, side: int, seed: int = 0) -> None:
+    """``n`` distinct JPEGs about ``side`` px on the long side, cut from real photos and upscaled as needed."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pics = [Image.open(s).convert("RGB") for s in sources]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        src = pics[i % len(pics)]
+        w, h = src.size
+        cw, ch = int(rng.integers(w // 2, w)), int(rng.integers(h // 2, h))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        img = src.crop((x, y, x + cw, y + ch))
+        scale = side / max(img.size)
+        img = img.resize((max(8, int(img.width * scale)), max(8, int(img.height * scale))))
+        img.save(folder / f"p{i:05d}.jpg", quality=90)
+
+
+def sources() -> list[Path]:
+    import skimage
+    import sklearn.datasets
+
+    sk = Path(skimage.__file__).parent / "data"
+    sl = Path(sklearn.datasets.__file__).parent / "images"
+    return [sk / "chelsea.png", sk / "coffee.png", sk / "rocket.jpg", sk / "motorcycle_left.png",
+            sk / "astronaut.png", sl / "flower.jpg", sl / "china.jpg"]
+
+
+def timed_add(lib, folder: Path, **kw) -> dict:
+    stamps: list[tuple[float, int]] = []
+    t0 = time.perf_counter()
+    report = lib.add([folder], progress=lambda d, n: stamps.append((time.perf_counter(), d)), **kw)
+    wall = time.perf_counter() - t0
+    (t_first, d_first), (t_last, d_last) = stamps[1], stamps[-1]  # after the first commit: model loaded, pipeline full
+    steady = (d_last - d_first) / (t_last - t_first) if t_last > t_first else float("nan")
+    return {"added": report.added, "wall_s": round(wall, 1), "first_commit_s": round(t_first - t0, 1),
+            "overall_img_s": round(report.added / wall, 2), "steady_img_s": round(steady, 2)}
+
+
+def stage_rates(folder: Path, limit: int = 64) -> dict:
+    """Images per second on ONE core: decoding as a Ray task does it, then embedding as an actor does."""
+    import torch
+    from PIL import Image
+
+    from polymodal.library.distributed import _DecodeOnly
+    from polymodal.library.ingest import content_hash
+    from polymodal.media.thumbnails import make_thumbnail
+    from polymodal.models import load_model
+
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    enc = load_model("lite")
+    files = sorted(folder.glob("*.jpg"))[:limit]
+    dec = _DecodeOnly(enc.input_size)
+    t0, c0 = time.perf_counter(), time.process_time()
+    pixels = []
+    for f in files:
+        data = f.read_bytes()
+        content_hash(data)
+        img = dec.load_image(data)
+        make_thumbnail(img)
+        pixels.append(dec.preprocess_image(img))
+    decode, decode_cpu = len(files) / (time.perf_counter() - t0), len(files) / (time.process_time() - c0)
+    inputs = [enc.preprocess_image(Image.fromarray(p)) for p in pixels]
+    enc._embed_image_batch(inputs[:8])  # warm up
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(0, len(inputs), 32):
+        enc._embed_image_batch(inputs[i: i + 32])
+    embed, embed_cpu = len(inputs) / (time.perf_counter() - t0), len(inputs) / (time.process_time() - c0)
+    # Per CPU-second (process time, all threads) is what one dedicated core would do: on a shared, loaded
+    # machine the wall-clock rates mostly measure the other jobs.
+    return {"decode_img_s_wall": round(decode, 1), "decode_img_per_cpu_s": round(decode_cpu, 1),
+            "embed_img_s_wall": round(embed, 1), "embed_img_per_cpu_s": round(embed_cpu, 1),
+            "embed_runtime": enc.runtimes.get("image")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=300, help="photos in the set")
+    ap.add_argument("--side", type=int, default=1024, help="long side of each photo, px")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+
+    from ray_helpers import assert_same_library
+
+    from polymodal.library import Library
+    from polymodal.models import load_model
+
+    work = Path(tempfile.mkdtemp(dir=args.workdir))
+    try:
+        src = work / "photos"
+        photos_from(sources(), src, args.n, args.side)
+        print(json.dumps({"machine": {"cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()]},
+                          "n": args.n, "side": args.side}), flush=True)
+
+        t0 = time.perf_counter()
+        enc = load_model("lite")
+        load_s = time.perf_counter() - t0
+        local = Library.open(work / "local", model=enc)
+        res = timed_add(local, src)
+        print(json.dumps({"mode": "local", "model_load_s": round(load_s, 1), **res}), flush=True)
+
+        import ray
+
+        t0 = time.perf_counter()
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        start_s = time.perf_counter() - t0
+        on_ray = Library.open(work / "ray", model="lite")
+        res = timed_add(on_ray, src, ray="auto")
+        print(json.dumps({"mode": "ray", "cluster_start_s": round(start_s, 1), **res}), flush=True)
+        assert_same_library(local, on_ray)
+        print(json.dumps({"same_library": True}), flush=True)
+        ray.shutdown()
+
+        print(json.dumps({"stages": "one core", "side": args.side, **stage_rates(src)}), flush=True)
+        big = work / "big"
+        photos_from(sources(), big, 16, 4000, seed=1)  # 4000x3000-ish: a 12-megapixel phone photo
+        print(json.dumps({"stages": "one core", "side": 4000, **stage_rates(big, 16)}), flush=True)
+        print(json.dumps({"load_average_end": [round(x, 1) for x in os.getloadavg()]}), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
