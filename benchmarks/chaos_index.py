@@ -236,20 +236,25 @@ def chaos_index(folder: Path, lib_dir: Path, env: dict[str, str], kills: int, rn
     _run(_index_cmd(folder, lib_dir), env)
 
 
+def _tables(lib_dir: Path) -> set[str]:
+    import lancedb
+
+    res = lancedb.connect(str(lib_dir / "db")).list_tables()
+    return set(getattr(res, "tables", res))
+
+
 def chaos_reindex(lib_dir: Path, env: dict[str, str], kills: int, rng: random.Random, result: ChaosResult,
                   thumbnails: bool, log: Any) -> None:
     """Kill ``polymodal reindex`` while it fills its new table, then let one finish."""
-    import lancedb
 
     cmd = [sys.executable, "-m", "polymodal", "reindex", "--library", str(lib_dir), "--batch-size", str(BATCH)]
     for _ in range(kills):
-        known = set(lancedb.connect(str(lib_dir / "db")).table_names())  # the library exists by now
+        known = _tables(lib_dir)  # the library exists by now
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 300
             while proc.poll() is None and time.monotonic() < deadline:
-                names = set(lancedb.connect(str(lib_dir / "db")).table_names())
-                if names - known:
+                if _tables(lib_dir) - known:
                     break  # the new table exists: the re-embedding has begun
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 1.0))

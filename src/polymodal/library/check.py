@@ -16,6 +16,7 @@ What can go wrong, and why (docs/reliability.md):
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import shutil
@@ -33,6 +34,8 @@ from polymodal.library.schema import DB_DIR, FILES, ITEMS, JOBS, files_schema, i
 from polymodal.library.store import Store, write_lock
 
 ERROR, PENDING, STALE = "error", "pending", "stale"
+#: findings that compare ``files`` with ``items`` (two tables, so two versions read at different instants)
+_LINK_KINDS = frozenset({"dangling_file", "duplicate_file", "shared_path"})
 #: where repair moves versions and tables it cannot read, inside the library directory (never deleted)
 QUARANTINE = "quarantine"
 _CHUNK = 500
@@ -108,12 +111,37 @@ def _fresh(store: Store) -> Store:
 
 # -- check ----------------------------------------------------------------------------------------------------
 
-def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool = False) -> CheckReport:
-    """Every invariant the library relies on, read from disk; never writes."""
+def writer_running(root: Path) -> bool:
+    """Whether another process holds the library's writer lock (probed with a shared lock, never waiting)."""
+    try:
+        fd = os.open(root / ".lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # (closing drops the shared lock)
+    return False
+
+
+def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool = False,
+                  writer: bool | None = None) -> CheckReport:
+    """Every invariant the library relies on, read from disk; never writes.
+
+    Each table is read at one committed version, but two tables cannot be read at one instant: while a
+    writer runs (``writer``; probed from the lock when None), a ``files`` row and its item may be read on
+    either side of a commit, so problems between the tables are reported as pending, not as errors.
+    """
     report = CheckReport(str(store.root))
+    if writer is None:
+        writer = writer_running(store.root)
     names = store._table_names()
     tables: dict[str, Any] = {}
-    for name in (store.meta.items_table, FILES, JOBS):
+    # ``files`` before ``items``: a writer commits a batch's items before its files, so items read after the
+    # files cover every row read, even while an indexer runs (the other order sees rows of a newer batch)
+    for name in (FILES, store.meta.items_table, JOBS):
         if name not in names:
             if name == store.meta.items_table and store.meta.dim:
                 # A first batch killed before its items commit leaves no table; with files rows it is an error.
@@ -137,6 +165,10 @@ def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool =
     readable = not any(f.kind == "unreadable_table" for f in report.findings)
     if files is not None and readable:
         _check_links(items, files, report)
+        if writer:
+            report.findings = [
+                Finding(PENDING, f.kind, f.subject, f"{f.reason} (a writer is running: it may be mid-commit)")
+                if f.kind in _LINK_KINDS and f.severity == ERROR else f for f in report.findings]
     if files is not None and verify_files:
         _check_sources(files, items, report)
     if files is not None:
@@ -293,6 +325,7 @@ def repair_library(library: Any, *, progress: RepairProgress | None = None) -> R
     store: Store = library.store
     before = check_library(store)
     out = RepairReport(before, before)
+    # (inside the lock below, the checks pass writer=False: the lock probe would see repair's own lock)
     with write_lock(library.root):
         scancache.invalidate(library.root)
         for name in sorted({f.subject for f in before.findings if f.kind == "unreadable_table"}):
@@ -303,13 +336,13 @@ def repair_library(library: Any, *, progress: RepairProgress | None = None) -> R
             if f.kind == "stale_table":
                 store.drop(f.subject)
                 out.tables_dropped.append(f.subject)
-        mid = check_library(store, thumbnails=True)
+        mid = check_library(store, thumbnails=True, writer=False)
         rebuild = sorted({f.subject for f in mid.findings if f.kind in ("bad_vector", "bad_thumbnail", "bad_hash",
                                                                          "duplicate_item", "no_path")})
         if rebuild:
             say(f"rebuilding {len(rebuild)} items from their files")
             _rebuild_items(library, store, rebuild, out)
-        mid = check_library(store, thumbnails=False)
+        mid = check_library(store, thumbnails=False, writer=False)
         forget = {f.subject for f in mid.findings if f.kind in ("dangling_file", "duplicate_file", "shared_path")}
         pending = {f.subject for f in mid.findings if f.kind == "unrecorded_path"}
         if forget or pending:
