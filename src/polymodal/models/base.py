@@ -330,3 +330,30 @@ class Encoder(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.dim} device={self.device}>"
+
+
+class TorchCLIPEncoder(Encoder):
+    """A backend whose ``model`` is one torch module with CLIP's learned ``logit_scale`` (and SigLIP's
+    ``logit_bias`` when present). Subclasses set ``_dim`` and ``_context`` while loading."""
+
+    model: Any
+    _dim: int
+    _context: int
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+    @property
+    def logit_bias(self) -> float | None:
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.item())
+
+    @property
+    def context_length(self) -> int:
+        return self._context
+

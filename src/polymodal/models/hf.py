@@ -10,7 +10,7 @@ import numpy as np
 from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, TextTooLongError
-from polymodal.models.base import Encoder, Network
+from polymodal.models.base import Network, TorchCLIPEncoder
 from polymodal.models.preprocess import ImageTransform
 from polymodal.models.safeweights import require_safetensors
 
@@ -67,7 +67,7 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-class HFEncoder(Encoder):
+class HFEncoder(TorchCLIPEncoder):
     backend = "hf"
 
     def __init__(
@@ -111,23 +111,6 @@ class HFEncoder(Encoder):
         self._context = min(limit, max_pos) if isinstance(limit, int) and limit < 100_000 else max_pos
         self._dim = int(getattr(config, "projection_dim", None) or text_cfg.hidden_size)
         self.transform = pil_transform(self.processor) if fast_preprocess else None
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.exp().item())
-
-    @property
-    def logit_bias(self) -> float | None:
-        bias = getattr(self.model, "logit_bias", None)
-        return None if bias is None else float(bias.item())
-
-    @property
-    def context_length(self) -> int:
-        return self._context
 
     @property
     def input_size(self) -> int | None:

@@ -10,7 +10,7 @@ import numpy as np
 from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, ModelSpecError, TextTooLongError
-from polymodal.models.base import Encoder, Network
+from polymodal.models.base import Network, TorchCLIPEncoder
 from polymodal.models.safeweights import require_safetensors
 
 
@@ -66,7 +66,7 @@ def list_known() -> list:
     return out
 
 
-class OpenCLIPEncoder(Encoder):
+class OpenCLIPEncoder(TorchCLIPEncoder):
     backend = "open_clip"
 
     def __init__(
@@ -95,23 +95,6 @@ class OpenCLIPEncoder(Encoder):
 
         with torch.inference_mode():
             self._dim = int(self.model.encode_text(self.tokenizer(["a"]).to(self.device)).shape[-1])
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.exp().item())
-
-    @property
-    def logit_bias(self) -> float | None:
-        bias = getattr(self.model, "logit_bias", None)
-        return None if bias is None else float(bias.item())
-
-    @property
-    def context_length(self) -> int:
-        return self._context
 
     @property
     def input_size(self) -> int | None:
