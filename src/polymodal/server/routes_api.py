@@ -52,9 +52,10 @@ _OFFSET = Query(0, description="hits to skip (pagination)")
 
 
 def _filters(after: str | None, before: str | None, path: str | None, kind: str | None, tag: list[str],
-             min_score: float | None, sort: str) -> SearchFilters:
+             min_score: float | None, sort: str, fusion: str = "weighted", modality: str | None = None
+             ) -> SearchFilters:
     return SearchFilters(after=after, before=before, path=path, kind=kind, tags=tuple(tag), min_score=min_score,
-                         sort=sort)
+                         sort=sort, fusion=fusion, modality=modality)
 
 
 @router.get("/api/search", tags=["search"], summary="Search by text: weighted terms ('2:sunset'), --not terms, filters")
@@ -67,9 +68,12 @@ def search_get(
     type: str | None = Query(None, description="image, video or audio"),
     tag: Annotated[list[str], Query()] = [],  # noqa: B006
     min_score: float | None = None, sort: str = "score", exact: bool = False,
+    fusion: str = Query("weighted", description="video moments: weighted (default) or rrf fusion of visual "
+                        "and speech evidence"),
+    modality: str | None = Query(None, description="visual or speech evidence only"),
 ) -> dict[str, Any]:
-    page = _service(request).search(q, [], negative, [], _filters(after, before, path, type, tag, min_score, sort),
-                                    k, offset, exact)
+    page = _service(request).search(q, [], negative, [], _filters(after, before, path, type, tag, min_score, sort,
+                                                                  fusion, modality), k, offset, exact)
     return page.to_dict()
 
 
@@ -86,13 +90,15 @@ async def search_post(
     tag: Annotated[list[str], Form()] = [],  # noqa: B006
     min_score: Annotated[float | None, Form()] = None, sort: Annotated[str, Form()] = "score",
     exact: Annotated[bool, Form()] = False,
+    fusion: Annotated[str, Form()] = "weighted", modality: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
     service = _service(request)
     pos, neg = await _images(service, image), await _images(service, not_image)
     page = await run_in_threadpool(service.search, q, pos, negative, neg,
-                                   _filters(after, before, path, type, tag, min_score, sort), k, offset, exact)
+                                   _filters(after, before, path, type, tag, min_score, sort, fusion, modality),
+                                   k, offset, exact)
     return page.to_dict()
 
 

@@ -38,6 +38,8 @@ class SearchFilters:
     tags: tuple[str, ...] = ()
     min_score: float | None = None
     sort: str = "score"
+    fusion: str = "weighted"  # how a video's visual and speech evidence combine: weighted or rrf
+    modality: str | None = None  # visual or speech only
 
 
 @dataclass
@@ -121,13 +123,16 @@ class Service:
         if not any(t.weight > 0 for t in terms):
             raise InputError("a search needs at least one positive term: q=TEXT, or an uploaded image")
         # built terms: the library's parser would read a text naming an existing file as that image
-        hits = self.library.search(terms=terms, k=k + offset, exact=exact, **self._filters(filters))
+        hits = self.library.search(terms=terms, k=k + offset, exact=exact, **self._filters(filters, moments=True))
         return Page(hits[offset:], k, offset)
 
     @staticmethod
-    def _filters(filters: SearchFilters) -> dict[str, Any]:
-        return {"after": filters.after, "before": filters.before, "path": filters.path, "kind": filters.kind,
-                "tags": tuple(filters.tags), "min_score": filters.min_score, "sort": filters.sort}
+    def _filters(filters: SearchFilters, moments: bool = False) -> dict[str, Any]:
+        out = {"after": filters.after, "before": filters.before, "path": filters.path, "kind": filters.kind,
+               "tags": tuple(filters.tags), "min_score": filters.min_score, "sort": filters.sort}
+        if moments and (filters.fusion != "weighted" or filters.modality is not None):
+            out.update(fusion=filters.fusion, modality=filters.modality)  # only searches take these
+        return out
 
     def similar(self, item_id: str, filters: SearchFilters, k: int = 10, offset: int = 0) -> Page:
         _check_page(k, offset)

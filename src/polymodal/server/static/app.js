@@ -50,18 +50,52 @@ function filterParams() {
   return p;
 }
 
+function clock(seconds) {
+  const m = Math.floor(seconds / 60), s = seconds - 60 * m;
+  return `${m}:${s.toFixed(1).padStart(4, "0")}`;
+}
+
+// A moment of a video or audio item: its segment's thumbnail, its time range and what is said, and a button
+// that opens an HTML5 player at its start (media fragment #t=start,end; the server answers byte ranges).
+function momentParts(hit) {
+  if (hit.start === null || hit.start === undefined) return null;
+  const range = `${clock(hit.start)}–${clock(hit.end)}`;
+  const thumb = hit.segment ? `/api/items/${hit.id}/segments/${encodeURIComponent(hit.segment)}/thumbnail`
+    : `/api/items/${hit.id}/thumbnail`;
+  return { range, thumb };
+}
+
+function play(hit, cardNode) {
+  for (const old of document.querySelectorAll(".moment-player")) old.remove();
+  const tag = hit.kind === "audio" ? "audio" : "video";
+  const player = el(tag, { class: "moment-player", controls: "", preload: "auto", "data-start": String(hit.start),
+    src: `/api/items/${hit.id}/original#t=${hit.start},${hit.end}` });
+  // the fragment starts it there; setting currentTime once metadata is in covers players that ignore it
+  player.addEventListener("loadedmetadata", () => {
+    if (Math.abs(player.currentTime - hit.start) > 0.5) player.currentTime = hit.start;
+  }, { once: true });
+  cardNode.querySelector(".meta").before(player);
+  player.focus();
+}
+
 function card(hit) {
   const date = hit.date ? hit.date.slice(0, 10) : "";
   const name = hit.path.split("/").pop();
-  return el("li", { class: "card", "data-id": hit.id },
+  const moment = momentParts(hit);
+  const node = el("li", { class: moment ? "card moment" : "card", "data-id": hit.id },
     el("a", { href: `/api/items/${hit.id}/original`, target: "_blank", rel: "noopener", title: hit.path },
-      el("img", { src: `/api/items/${hit.id}/thumbnail`, alt: name, loading: "lazy" })),
+      el("img", { src: moment ? moment.thumb : `/api/items/${hit.id}/thumbnail`, alt: name, loading: "lazy" })),
     el("div", { class: "meta" },
       el("span", { class: "score", text: `score ${hit.score.toFixed(3)}` }),
       el("span", { class: "path", text: hit.path }),
+      ...(moment ? [el("span", { class: "range", text: moment.range })] : []),
+      ...(moment && hit.transcript ? [el("q", { class: "transcript", text: hit.transcript })] : []),
       el("time", { datetime: hit.date || "", text: date })),
     el("div", { class: "actions" },
+      ...(moment ? [el("button", { type: "button", class: "play", text: `Play from ${clock(hit.start)}`,
+        onclick: () => play(hit, node) })] : []),
       el("button", { type: "button", class: "similar", text: "More like this", onclick: () => similar(hit) })));
+  return node;
 }
 
 async function runSearch(query, append = false) {
