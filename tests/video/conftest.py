@@ -24,9 +24,15 @@ CUTS = (3.0, 6.0)
 FPS = 10
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session: the model's ONNX export is made once, not once per CLI call."""
+    return tmp_path_factory.mktemp("model_cache")
+
+
 @pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
+    monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("POLYMODAL_CONFIG", str(tmp_path / "no-config.toml"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("POLYMODAL_MODEL", "lite")
@@ -34,10 +40,13 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def lite_encoder():
+def lite_encoder(model_cache: Path):
     from polymodal.models import load_model
 
-    return load_model("lite")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POLYMODAL_CACHE_DIR", str(model_cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        return load_model("lite")
 
 
 @pytest.fixture(scope="session")
