@@ -131,3 +131,21 @@ def browser():
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
         b.close()
+
+
+def test_cli_moments_through_the_server(vlive, video_library, capsys):
+    import json
+
+    from polymodal.cli import main
+
+    lib, _ = video_library
+    out = []
+    for where in (["--library", str(lib.root)], ["--server", vlive.url]):
+        assert main(["search", "a cup of coffee", "--modality", "visual", "--fusion", "rrf", "-k", "3", "--json",
+                     *where]) == 0
+        out.append(json.loads(capsys.readouterr().out))
+    local, remote = out
+    assert [h["id"] for h in remote] == [h["id"] for h in local]
+    assert [(h["start"], h["end"], h["segment"]) for h in remote] == [(h["start"], h["end"], h["segment"])
+                                                                      for h in local]
+    assert remote[0]["start"] is not None

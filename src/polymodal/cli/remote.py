@@ -53,8 +53,6 @@ def _text(term: Any) -> str:
 def search(client: Any, args: argparse.Namespace) -> list[Hit]:
     from polymodal.library.query import build_terms
 
-    if getattr(args, "fusion", "weighted") != "weighted" or getattr(args, "modality", None):
-        raise InputError("--fusion and --modality are not available with --server yet; search locally")
     terms = build_terms(args.query, args.negative, args.image)
     texts = [_text(t) for t in terms if t.text is not None and t.weight > 0]
     negative = [_text(t)[1:] for t in terms if t.text is not None and t.weight < 0]  # drop the minus sign
@@ -63,7 +61,8 @@ def search(client: Any, args: argparse.Namespace) -> list[Hit]:
     if any(abs(t.weight) != 1 for t in terms if t.text is None):
         raise InputError("weighted image terms (W:IMAGE) need a local search; leave out --server or the weight")
     return list(client.search(texts, images or None, negative=negative, negative_images=negative_images,
-                              exact=args.exact, **_filters(args)))
+                              exact=args.exact, fusion=getattr(args, "fusion", "weighted"),
+                              modality=getattr(args, "modality", None), **_filters(args)))
 
 
 def similar(client: Any, args: argparse.Namespace) -> list[Hit]:
