@@ -245,8 +245,11 @@ class _Decoder:
         self.last_time = -1.0
 
     def feature(self, frame: Any) -> np.ndarray:
-        w, h = FEATURE_SIZE
-        return hsv_feature(frame.reformat(width=w, height=h, format="rgb24").to_ndarray())
+        small = _small_rgb(frame)
+        if small is None:
+            w, h = FEATURE_SIZE
+            small = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+        return hsv_feature(small)
 
     def picture(self, frame: Any) -> np.ndarray:
         """The frame as upright RGB with its shorter side ``size`` (never enlarged)."""
@@ -256,6 +259,38 @@ class _Decoder:
         arr = frame.reformat(width=tw, height=th, format="rgb24").to_ndarray()
         k = (self.rotation or 0) // 90
         return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
+
+
+def _small_rgb(frame: Any) -> np.ndarray | None:
+    """A FEATURE_SIZE RGB picture read straight off the planes of an 8-bit 4:2:0 frame, or None for other layouts.
+
+    Shrinking the whole frame through swscale costs 6-9 ms at 720p, more than decoding it; this samples a
+    grid of points (2x2 averaged) and converts them with BT.601, in a fraction of a millisecond. The content
+    measure only needs a faithful thumbnail of the colours, not a well-filtered one.
+    """
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        return None
+    w, h = FEATURE_SIZE
+    fw, fh = frame.width, frame.height
+    if fw < 2 * w or fh < 2 * h:
+        return None
+    planes = frame.planes
+    rows = np.linspace(0, fh - 2, 2 * h).astype(np.intp) & ~1  # even rows and columns: chroma lines up
+    cols = np.linspace(0, fw - 2, 2 * w).astype(np.intp) & ~1
+
+    def grid(plane: Any, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        pts = arr[np.ix_(r, c)].astype(np.float32)
+        return pts.reshape(h, 2, w, 2).mean(axis=(1, 3))
+
+    y = grid(planes[0], rows, cols)
+    u = grid(planes[1], rows // 2, cols // 2) - 128.0
+    v = grid(planes[2], rows // 2, cols // 2) - 128.0
+    if frame.format.name == "yuv420p":  # limited range (16-235) to full
+        y = (y - 16.0) * (255.0 / 219.0)
+        u, v = u * (255.0 / 224.0), v * (255.0 / 224.0)
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], axis=-1)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
 def _info(container: Any, dec: _Decoder | None, duration: float) -> VideoInfo:
