@@ -75,23 +75,22 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _embed_frames(encoder: Encoder, frames: list[np.ndarray]) -> np.ndarray:
-    from PIL import Image
+def _embed_frames(encoder: Encoder, frames: list[bytes]) -> np.ndarray:
+    """Normalised embeddings of sampled frames (JPEG bytes), decoded and preprocessed a batch at a time."""
+    from polymodal.media.video import decode_frame
 
-    pixels = [encoder.preprocess_image(Image.fromarray(f)) for f in frames]
     out = []
-    size = encoder.batch_size if getattr(encoder, "batch_size", None) else 32
-    for i in range(0, len(pixels), size):
-        out.append(np.asarray(encoder._embed_image_batch(pixels[i: i + size]), np.float32))
+    size = 32
+    for i in range(0, len(frames), size):
+        pixels = [encoder.preprocess_image(decode_frame(f)) for f in frames[i: i + size]]
+        out.append(np.asarray(encoder._embed_image_batch(pixels), np.float32))
     return _normalise(np.concatenate(out))
 
 
 def visual_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple[Any, list[SegmentRow]]:
     """The video's analysis and its visual segment rows (meanP embeddings, a thumbnail each)."""
-    from PIL import Image
-
     from polymodal.media.thumbnails import make_thumbnail
-    from polymodal.media.video import analyse_video
+    from polymodal.media.video import analyse_video, decode_frame
 
     analysis = analyse_video(path, max_segment=options.max_segment, frames_per_segment=options.frames_per_segment,
                              time_limit=options.time_limit)
@@ -106,7 +105,7 @@ def visual_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple
         rows.append(SegmentRow(id=f"v{n:04d}", kind=VISUAL, start=seg.start, end=seg.end,
                                vector=_normalise(own.mean(axis=0)), shot=seg.shot,
                                frame_times=[round(t, 3) for t in seg.frame_times],
-                               thumbnail=make_thumbnail(Image.fromarray(middle))))
+                               thumbnail=make_thumbnail(decode_frame(middle))))
     return analysis, rows
 
 

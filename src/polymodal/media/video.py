@@ -57,8 +57,12 @@ MAX_SEGMENT = 10.0
 FRAMES_PER_SEGMENT = 3
 #: shorter side of the frames sent back, in pixels (CLIP-style encoders read 224)
 FRAME_SIZE = 256
-#: frames decoded while looking for a cut are also kept as samples every this many seconds
+#: frames decoded while looking for a cut are also kept as samples every this many seconds ...
 _KEEP_EVERY = 0.5
+#: ... up to this many (then every other one is dropped and the spacing doubled): memory stays bounded
+_POOL_MAX = 1200
+#: JPEG quality of the frames sent back (~15 kB at 455x256: a two-hour video's samples stay in the tens of MB)
+_JPEG_QUALITY = 90
 #: forward decoding rather than a seek when the next target is this close ahead
 _DECODE_AHEAD = 2.0
 
@@ -82,8 +86,22 @@ class VideoSegment:
     start: float
     end: float
     shot: int  # index of the shot it belongs to
-    frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8, upright, shorter side FRAME_SIZE
+    frames: list[bytes] = field(default_factory=list)  # JPEG, upright, shorter side FRAME_SIZE (see ``images``)
     frame_times: list[float] = field(default_factory=list)
+
+    def images(self) -> list[Any]:
+        """The sampled frames as RGB PIL images."""
+        return [decode_frame(f) for f in self.frames]
+
+
+def decode_frame(jpeg: bytes) -> Any:
+    """One sampled frame (JPEG bytes from the decoder) as an RGB PIL image."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(jpeg)) as img:
+        return img.convert("RGB")
 
 
 @dataclass
@@ -251,14 +269,21 @@ class _Decoder:
             small = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
         return hsv_feature(small)
 
-    def picture(self, frame: Any) -> np.ndarray:
-        """The frame as upright RGB with its shorter side ``size`` (never enlarged)."""
+    def picture(self, frame: Any) -> bytes:
+        """The frame as an upright JPEG with its shorter side ``size`` (never enlarged)."""
+        import io
+
+        from PIL import Image
+
         w, h = frame.width, frame.height
         scale = min(1.0, self.size / max(1, min(w, h)))
         tw, th = max(2, round(w * scale)), max(2, round(h * scale))
         arr = frame.reformat(width=tw, height=th, format="rgb24").to_ndarray()
         k = (self.rotation or 0) // 90
-        return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
+        arr = np.ascontiguousarray(np.rot90(arr, k)) if k else arr
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=_JPEG_QUALITY)
+        return buf.getvalue()
 
 
 def _small_rgb(frame: Any) -> np.ndarray | None:
@@ -336,7 +361,7 @@ def _analyse(abspath: str, params: dict[str, Any]) -> Any:
 
 def _passes(container: Any, dec: _Decoder, params: dict[str, Any]) -> Any:
     # Pass 1: keyframes only.
-    keys: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, feature, picture)
+    keys: list[tuple[float, np.ndarray, bytes]] = []  # (time, feature, picture)
     for t, frame in dec.frames("NONKEY"):
         if not frame.key_frame and keys:
             continue  # some decoders hand out the frame after a skipped run; only keyframes count here
@@ -353,7 +378,8 @@ def _passes(container: Any, dec: _Decoder, params: dict[str, Any]) -> Any:
     duration = max(dec.end_time, keys[-1][0])
 
     # Pass 2: decode the stretches that may hide a cut; keyframes exactly on a cut are compared too.
-    pool: list[tuple[float, np.ndarray]] = [(t, pic) for t, _, pic in keys]
+    pool: list[tuple[float, bytes]] = [(t, pic) for t, _, pic in keys]
+    keep_every = _KEEP_EVERY
     suspects = [i for i in range(len(keys) - 1) if content_delta(keys[i][1], keys[i + 1][1]) >= SUSPECT_THRESHOLD]
     stretches: list[tuple[float, float]] = []
     for i in suspects:
@@ -376,9 +402,11 @@ def _passes(container: Any, dec: _Decoder, params: dict[str, Any]) -> Any:
                 continue
             times.append(t)
             feats.append(dec.feature(frame))
-            if t - last_kept >= _KEEP_EVERY:
+            if t - last_kept >= keep_every:
                 pool.append((t, dec.picture(frame)))
                 last_kept = t
+                if len(pool) > _POOL_MAX:
+                    pool, keep_every = pool[::2], keep_every * 2
             if t >= b - 1e-6:
                 break
         cuts += find_cuts(times, feats, CUT_THRESHOLD)

@@ -54,8 +54,6 @@ def summarize(path: str | os.PathLike[str], encoder: Encoder, *, labels: Sequenc
               keyframes: str | os.PathLike[str] | None = None, max_tags: int = 3,
               min_probability: float | None = None) -> VideoSummary:
     """Scenes of ``path`` with keyframes, transcript and tags. ``keyframes``: a folder to write JPEGs into."""
-    from PIL import Image
-
     from polymodal.library import tags as tagmod
     from polymodal.library.media_ingest import _embed_frames
     from polymodal.media.video import analyse_video
@@ -104,7 +102,7 @@ def summarize(path: str | os.PathLike[str], encoder: Encoder, *, labels: Sequenc
                                         if shot.start <= (s.start + s.end) / 2 < shot.end and s.text.strip())
         if folder is not None:
             target = folder / f"scene_{shot.shot:03d}.jpg"
-            Image.fromarray(frames[best][2]).save(target, quality=90)
+            target.write_bytes(frames[best][2])  # the decoder's JPEG, as sampled
             scene.keyframe_path = str(target)
         out.scenes.append(scene)
     return out
