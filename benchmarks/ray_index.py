@@ -102,11 +102,51 @@ def stage_rates(folder: Path, limit: int = 64) -> dict:
             "embed_runtime": enc.runtimes.get("image")}
 
 
+def commit_rate(workdir: Path, batches: int = 40, size: int = 64, dim: int = 384) -> dict:
+    """What the single writer sustains: the driver's per-batch commits (items, then files) of ready rows,
+    with 8 kB thumbnails, through the library's own Store, as a Ray run makes them.
+    """
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from polymodal.library.schema import LibraryMeta, files_schema, items_schema, write_meta
+    from polymodal.library.store import Store
+
+    root = workdir / "commits"
+    root.mkdir()
+    meta = LibraryMeta(model="synthetic", dim=dim)
+    write_meta(root, meta)
+    store = Store(root, meta)
+    rng = np.random.default_rng(0)
+    now = datetime.now(UTC)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for b in range(batches):
+        ids = [f"{b * size + i:016x}" for i in range(size)]
+        paths = [f"/photos/{i}.jpg" for i in ids]
+        vec = rng.normal(size=(size, dim)).astype(np.float32)
+        items = {"id": ids, "hash": ids, "kind": ["image"] * size, "paths": [[p] for p in paths],
+                 "size": [2_000_000] * size, "mtime": [now] * size, "width": [4000] * size, "height": [3000] * size,
+                 "taken": [now] * size, "date": [now] * size, "camera": ["X"] * size, "latitude": [None] * size,
+                 "longitude": [None] * size, "orientation": [1] * size, "tags": [[] for _ in range(size)],
+                 "thumbnail": [rng.bytes(8192) for _ in range(size)], "added": [now] * size,
+                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), dim)}
+        store.items(create=True)
+        store.commit_items(None, (), pa.table(items, schema=items_schema(dim)))
+        files = {"path": paths, "path_raw": [p.encode() for p in paths], "size": [2_000_000] * size,
+                 "mtime_ns": [0] * size, "item_id": ids, "error": [None] * size, "seen": [now] * size}
+        store.upsert(store.files(), "path", None, pa.table(files, schema=files_schema()))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"commits_of": size, "batches": batches, "img_s_wall": round(batches * size / wall, 1),
+            "img_per_cpu_s": round(batches * size / cpu, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300, help="photos in the set")
     ap.add_argument("--side", type=int, default=1024, help="long side of each photo, px")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--commits-only", action="store_true", help="only the single writer's commit rate")
     args = ap.parse_args()
 
     from ray_helpers import assert_same_library
@@ -115,6 +155,11 @@ def main() -> None:
     from polymodal.models import load_model
 
     work = Path(tempfile.mkdtemp(dir=args.workdir))
+    if args.commits_only:
+        print(json.dumps({"writer": "driver commits", **commit_rate(work),
+                          "load_average": [round(x, 1) for x in os.getloadavg()]}))
+        shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         src = work / "photos"
         photos_from(sources(), src, args.n, args.side)
@@ -144,6 +189,7 @@ def main() -> None:
         big = work / "big"
         photos_from(sources(), big, 16, 4000, seed=1)  # 4000x3000-ish: a 12-megapixel phone photo
         print(json.dumps({"stages": "one core", "side": 4000, **stage_rates(big, 16)}), flush=True)
+        print(json.dumps({"writer": "driver commits", **commit_rate(work)}), flush=True)
         print(json.dumps({"load_average_end": [round(x, 1) for x in os.getloadavg()]}), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
