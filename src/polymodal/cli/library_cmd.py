@@ -184,10 +184,19 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
             "tags": args.tag, "min_score": args.min_score, "sort": args.sort}
 
 
+def _ann_progress(phase: str, seconds: float) -> None:
+    """One line per report on stderr: the ANN build gives no fraction done, only its phase and time."""
+    import sys
+
+    if sys.stderr.isatty() or phase == "built":
+        print(f"ANN index: {phase} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+
 def run_index(args: argparse.Namespace) -> int:
     from polymodal.library.media_ingest import MediaOptions
 
     lib = _open(args, create=True, model=args.model)
+    lib.ann_progress = _ann_progress
     if args.max_segment <= 0:
         raise InputError(f"--max-segment must be positive, got {args.max_segment}")
     lib.media_options = MediaOptions(speech=args.speech, speech_model=args.speech_model, language=args.language,

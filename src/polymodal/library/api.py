@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ class Library:
         self._meta_stamp = self._stamp()
         #: item count from which an ANN index is built (see benchmarks/RESULTS.md for how it was chosen)
         self.ann_threshold = ANN_THRESHOLD
+        #: told (phase, seconds) while an ANN index is built: minutes at millions of items (docs/scale.md)
+        self.ann_progress: Callable[[str, float], None] | None = None
         #: how ``add`` indexes video and audio files (speech on or off, Whisper model, time limit per file)
         self.media_options = MediaOptions()
 
@@ -211,7 +213,7 @@ class Library:
         segments.prune_orphans(self.store)  # segments of items removed or changed by this run
         self.store.optimize()  # also folds rows added since into an existing index
         if self.store.count_items() >= self.ann_threshold and not self.store.has_ann_index():
-            self.store.build_ann_index()
+            self.store.build_ann_index(progress=self.ann_progress)
             return True
         return False
 
