@@ -339,11 +339,19 @@ def repair_library(library: Any, *, progress: RepairProgress | None = None) -> R
         mid = check_library(store, thumbnails=True, writer=False)
         rebuild = sorted({f.subject for f in mid.findings if f.kind in ("bad_vector", "bad_thumbnail", "bad_hash",
                                                                          "duplicate_item", "no_path")})
+        media_paths: set[str] = set()
         if rebuild:
+            # Videos and audio are rebuilt by indexing their files again (segments, transcript and all);
+            # photos in place, from their bytes.
+            kinds = store.items_by("id", rebuild, ["id", "kind", "paths"]).to_pylist()
+            media_paths = {p for r in kinds if r["kind"] != "image" for p in r["paths"] or []}
+            photos = [r["id"] for r in kinds if r["kind"] == "image"]
             say(f"rebuilding {len(rebuild)} items from their files")
-            _rebuild_items(library, store, rebuild, out)
+            if photos:
+                _rebuild_items(library, store, photos, out)
         mid = check_library(store, thumbnails=False, writer=False)
         forget = {f.subject for f in mid.findings if f.kind in ("dangling_file", "duplicate_file", "shared_path")}
+        forget |= media_paths
         pending = {f.subject for f in mid.findings if f.kind == "unrecorded_path"}
         if forget or pending:
             say(f"indexing {len(forget | pending)} paths again")

@@ -1,0 +1,23 @@
+"""The short variant of benchmarks/hostile_corpus.py: the whole corpus, indexed in this process with the loaded
+model (the script indexes it with a real `polymodal index` and also measures the indexer's peak RSS)."""
+
+from __future__ import annotations
+
+import pytest
+from hostile_corpus import PER_FILE_LIMIT_S, run
+
+
+@pytest.mark.timeout(300)
+def test_every_hostile_file_is_a_recorded_failure_and_nothing_outside_is_read(tmp_path, lite_encoder):
+    result = run(tmp_path, encoder=lite_encoder, log=lambda _m: None, big=False)  # no 81 MP decode here
+    assert result.files >= 30 and result.hostile >= 30
+    assert result.problems == [], "\n".join(result.problems)
+    assert result.ok == result.files
+    assert result.secret_opens == [] and result.http_connections == 0 and not result.secret_in_library
+    assert 0 < result.slowest_file_s < PER_FILE_LIMIT_S
+    assert all(r.seconds < 1.0 for r in result.results if r.seconds is not None and r.expect != "index")
+    by_name = {r.name: r for r in result.results}
+    assert "scan bomb" in by_name["bombs/jpeg_scan_bomb.jpg"].reason
+    assert "too many pixels" in by_name["bombs/png_10000x10000.png"].reason  # under 2x: Pillow only warns
+    assert "not followed" in by_name["links/outside.jpg"].reason
+    assert by_name["good/caf\udce9_\udcff.png"].outcome == "indexed"  # a name that is not UTF-8
