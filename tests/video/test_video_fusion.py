@@ -40,6 +40,11 @@ def test_weighted_fusion_adds_evidence_at_the_same_time() -> None:
     assert said.fused == pytest.approx(during.fused)
     fuse(units, "weighted", {"visual": 1.0, "speech": 0.0})
     assert said.fused == pytest.approx(during.evidence)
+    # Faint evidence of the other modality (z below 2) supports nothing.
+    faint = [Unit("v", "visual", 0.30, 0.0, 3.0, "v0"), Unit("v", "speech", 0.20, 0.0, 3.0, "s0")]
+    normalise(faint, REF)
+    fuse(faint)
+    assert 0 < faint[1].z < 2 and faint[0].fused == pytest.approx(faint[0].evidence)
 
 
 def test_rrf_counts_only_units_above_the_background() -> None:

@@ -10,9 +10,13 @@ text-to-text ones spread much wider), so each modality is normalised on its own 
   not above the background, and logarithmic above it, because the tails differ by modality (a text query
   stands out from unrelated pictures by 20 spreads where it stands out from unrelated sentences by 5), and
   the log keeps each modality's order while bringing those tails to one scale;
-- **weighted** (default): a unit's fused score is the weighted sum of its own evidence and the best
-  evidence of the other modality at the same time in the same item (a visual segment during which the
-  matching words are spoken); evidence a unit cannot have (a photo has no speech) adds nothing.
+- **weighted** (default): a unit's fused score is the weighted sum of its own evidence and the *support* of
+  the other modality at the same time in the same item (a visual segment during which the matching words
+  are spoken): that modality's best evidence there, counted only from ``SUPPORT_MIN_Z`` on, so that faint
+  evidence (an unrelated sentence a little above the background) cannot lift a moment above a photo that
+  clearly matches. A visual and a speech unit that support each other get the same fused score, and the one
+  standing out more in its own modality leads the moment. Evidence a unit cannot have (a photo has no
+  speech) adds nothing.
 - **rrf**: reciprocal rank fusion (Cormack et al., 2009), sum over modalities of 1 / (60 + rank), with the
   other modality's best overlapping unit standing in for "the same document", as Twelve Labs fuses per
   segment. A modality's result list holds only its units clearly above the background (z >= 2): RRF
@@ -43,6 +47,8 @@ RRF_K = 60
 WEIGHTS = {"visual": 1.0, "speech": 1.0}
 #: a unit counts in its modality's RRF list only from this z-score (clearly above unrelated material)
 RRF_MIN_Z = 2.0
+#: the other modality supports a unit (weighted fusion) only from this z-score (clearly above the background)
+SUPPORT_MIN_Z = 2.0
 #: seconds between two units of the same modality for them to count as adjacent
 MERGE_GAP = 1.0
 #: a unit joins a moment only if its own evidence is at least this (z >= 2: clearly above the background) ...
@@ -69,6 +75,11 @@ class Unit:
     @property
     def evidence(self) -> float:
         return float(np.log1p(max(self.z, 0.0)))
+
+    @property
+    def support(self) -> float:
+        """What this unit adds to an overlapping unit of the other modality (weighted fusion)."""
+        return self.evidence if self.z >= SUPPORT_MIN_Z else 0.0
 
 
 @dataclass
@@ -136,7 +147,7 @@ def fuse(units: Sequence[Unit], method: str = "weighted", weights: dict[str, flo
         else:
             u.fused = weights.get(u.modality, 1.0) * u.evidence
             if other is not None:
-                u.fused += weights.get(other.modality, 1.0) * other.evidence
+                u.fused += weights.get(other.modality, 1.0) * other.support
 
 
 def _joins(u: Unit, m: Moment) -> bool:
