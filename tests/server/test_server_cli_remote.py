@@ -80,3 +80,29 @@ def test_token_and_refusals(served_library, capsys, monkeypatch):
     assert code == 4 and "give the server's URL" in err
     code, _, err = _run(capsys, ["search", "a cat", "--server", server.url, "--model", "lite"])
     assert code == 4 and "--model cannot be used with --server" in err
+
+
+def test_classify_through_the_server(live, photos, capsys, tmp_path, lite):
+    from polymodal.zeroshot import classify
+
+    images = [str(photos["cat"]), str(photos["rocket"])]
+    labels = ["a cat", "a dog", "a rocket"]
+    for templates, top in (("openai", None), ("simple", 2)):
+        extra = ["--templates", templates] + (["--top", str(top)] if top else [])
+        code, remote, _ = _run(capsys, ["classify", *images, "--labels", ",".join(labels), *extra, "--json",
+                                        "--server", live.url])
+        assert code == 0
+        remote = json.loads(remote)
+        # what the local command prints: its run_classify over the same (served) model
+        local = [{"path": r.source, "labels": [{"label": x.label, "score": x.score} for x in r.labels]}
+                 for r in classify(images, labels, lite, templates=templates, top=top)]
+        assert [r["path"] for r in remote] == images == [r["path"] for r in local]
+        for r, here in zip(remote, local):
+            assert [x["label"] for x in r["labels"]] == [x["label"] for x in here["labels"]]
+            assert [x["score"] for x in r["labels"]] == pytest.approx([x["score"] for x in here["labels"]], abs=1e-4)
+    assert remote[0]["labels"][0]["label"] == "a cat" and len(remote[0]["labels"]) == 2
+    templates_file = tmp_path / "t.txt"
+    templates_file.write_text("a photo of {}.\n")
+    code, _, err = _run(capsys, ["classify", images[0], "--labels", "a,b", "--templates", str(templates_file),
+                                 "--server", live.url])
+    assert code == 4 and "needs a local classify" in err

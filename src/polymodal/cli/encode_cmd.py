@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from polymodal.cli.common import add_model_options, load_encoder, print_json, print_table, progress_bar
+from polymodal.cli.remote import add_server_options, server_client
 from polymodal.errors import InputError
 
 
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--templates", default="openai", help="openai (80 prompts), simple (7), or a file, one per line")
     p.add_argument("--json", action="store_true", help='print [{"path": ..., "labels": [{"label", "score"}]}]')
     add_model_options(p)
+    add_server_options(p)
     p.set_defaults(func=run_classify)
 
 
@@ -91,8 +93,14 @@ def run_match(args: argparse.Namespace) -> int:
 def run_classify(args: argparse.Namespace) -> int:
     from polymodal.zeroshot import classify
 
-    results = classify(args.images, _parse_labels(args.labels), load_encoder(args), templates=args.templates,
-                       top=args.top)
+    remote = server_client(args)
+    if remote is not None:
+        from polymodal.cli import remote as via
+
+        results = via.classify(remote, args, _parse_labels(args.labels))
+    else:
+        results = classify(args.images, _parse_labels(args.labels), load_encoder(args), templates=args.templates,
+                           top=args.top)
     if args.json:
         print_json([{"path": r.source, "labels": [{"label": x.label, "score": x.score} for x in r.labels]}
                     for r in results])

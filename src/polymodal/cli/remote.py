@@ -1,4 +1,4 @@
-"""``--server URL``: ``search``, ``similar`` and ``status`` answered by a running ``polymodal serve``.
+"""``--server URL``: ``search``, ``similar``, ``status`` and ``classify`` answered by a running ``polymodal serve``.
 
 The server keeps its model loaded, so a query costs a round trip instead of a model load. Query terms are
 parsed here, on the user's machine, exactly as a local search parses them (``"2:sunset"``, a term naming a
@@ -76,3 +76,16 @@ def similar(client: Any, args: argparse.Namespace) -> list[Hit]:
     filters["k"] = args.k + 1
     hits = [h for h in client.search(image=item, **filters) if own not in (h.paths or (h.path,))]
     return hits[: args.k]
+
+
+def classify(client: Any, args: argparse.Namespace, labels: list[str]) -> list[Any]:
+    """Zero-shot labels from the server's model; the images are uploaded, the output is the local one."""
+    bad = [lbl for lbl in labels if "," in lbl]
+    if bad:
+        raise InputError(f"label {bad[0]!r} holds a comma, which the server reads as two labels; drop --server")
+    if args.templates not in ("openai", "simple"):
+        raise InputError("--templates FILE needs a local classify: the server takes openai or simple")
+    for path in args.images:
+        if not os.path.isfile(path):
+            raise InputError(f"{path} is not an image file")
+    return list(client.classify(args.images, labels, templates=args.templates, top=args.top))

@@ -25,6 +25,7 @@ import numpy as np
 
 from polymodal.errors import AccessDeniedError, InputError, NotFoundError, PolymodalError, UploadTooLargeError
 from polymodal.library.types import Failure, Hit, JobInfo, Status
+from polymodal.zeroshot import Classification, LabelScore
 
 _BY_STATUS: dict[int, type[PolymodalError]] = {400: InputError, 401: AccessDeniedError, 403: AccessDeniedError,
                                                404: NotFoundError, 413: UploadTooLargeError}
@@ -116,6 +117,17 @@ class ServerClient:
                                          ("sort", sort)] + [("tag", t) for t in tags]
         data = self._request("GET", f"/api/similar/{urllib.parse.quote(item_id, safe='')}", params=params)
         return [hit_from_dict(h) for h in data["hits"]]
+
+    def classify(self, images: Sequence[Any], labels: Sequence[str], *, templates: str | None = None,
+                 top: int | None = None) -> list[Classification]:
+        """As ``polymodal.zeroshot.classify`` with the server's model: images (paths or bytes) are uploaded."""
+        form = [("labels", label) for label in labels] + [("templates", templates), ("top", top)]
+        body, ctype = _multipart([(k, str(v)) for k, v in form if v is not None],
+                                 [("image", _read(i)) for i in images])
+        data = self._request("POST", "/api/classify", body=body, content_type=ctype)
+        return [Classification(os.fspath(i) if not isinstance(i, (bytes, bytearray)) else f"<{len(i)} bytes>",
+                               [LabelScore(x["label"], float(x["score"])) for x in r["labels"]])
+                for i, r in zip(images, data["results"])]
 
     def status(self) -> Status:
         return status_from_dict(self._request("GET", "/api/status"))

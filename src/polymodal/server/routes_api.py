@@ -167,6 +167,7 @@ async def classify(
     image: Annotated[list[UploadFile], File()] = [],  # noqa: B006
     item: Annotated[str | None, Form(description="a library item id instead of an upload")] = None,
     top: Annotated[int | None, Form()] = None,
+    templates: Annotated[str | None, Form(description="prompt templates: openai (80) or simple (7)")] = None,
 ) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
@@ -175,7 +176,7 @@ async def classify(
     if item:
         images.append((await run_in_threadpool(service.original, item))[0])
     names = [x.strip() for v in labels for x in v.split(",") if x.strip()]
-    return {"results": await run_in_threadpool(service.classify, images, names, top)}
+    return {"results": await run_in_threadpool(service.classify, images, names, top, templates)}
 
 
 class IndexRequest(BaseModel):

@@ -176,14 +176,18 @@ class Service:
 
     # -- models -----------------------------------------------------------------------------------------------
 
-    def classify(self, images: list[bytes], labels: list[str], top: int | None = None) -> list[dict[str, Any]]:
+    def classify(self, images: list[bytes], labels: list[str], top: int | None = None,
+                 templates: str | None = None) -> list[dict[str, Any]]:
         from polymodal.zeroshot import classify
 
         if not images:
             raise InputError("classify needs an image: upload one, or name a library item")
         if len(labels) > 1000:
             raise InputError("at most 1000 labels")
-        results = classify(images, labels, self.encoder, top=top)
+        if templates not in (None, "openai", "simple"):
+            # a name only: a file of templates is for local commands, a server never opens a path it is sent
+            raise InputError(f"templates must be openai or simple, got {str(templates)[:40]!r}")
+        results = classify(images, labels, self.encoder, top=top, templates=templates)
         return [{"labels": [{"label": s.label, "score": s.score} for s in r.labels]} for r in results]
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
