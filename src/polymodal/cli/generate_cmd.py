@@ -24,9 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", "-k", type=int, default=1, metavar="K", help="keep the K best by CLIPScore (default 1)")
     p.add_argument("--model", "-m", metavar="SPEC",
                    help="generator: a pipeline directory, diffusers:HUB_ID_OR_DIR, or with --provider openai the "
-                   "provider's model name (default diffusers:stabilityai/sd-turbo; openai: dall-e-2)")
+                   "provider's model name (default: $POLYMODAL_GENERATOR or the config file's generator, else "
+                   "diffusers:stabilityai/sd-turbo; openai: dall-e-2)")
     p.add_argument("--provider", choices=("local", "openai"), default="local",
-                   help="openai: an OpenAI-compatible Images API at $OPENAI_BASE_URL with $OPENAI_API_KEY")
+                   help="openai: an OpenAI-compatible Images API at $OPENAI_BASE_URL with $OPENAI_API_KEY (or the "
+                   "config file's openai_base_url / openai_api_key)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's recommendation; sd-turbo: 1)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (sd-turbo: 0)")
     p.add_argument("--size", metavar="WxH", help="image size, e.g. 512x512 (default: the model's)")
