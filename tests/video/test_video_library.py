@@ -13,6 +13,13 @@ from media_factory import Scene, make_video, photo
 from polymodal.library import Library
 
 
+def audio_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
 def _words(text: str) -> set[str]:
     return {w.strip(".,!?").lower() for w in text.split()}
 
@@ -33,6 +40,10 @@ def test_one_index_run_takes_photos_videos_audio_and_records_broken_media(video_
     assert info["duration"] == pytest.approx(9.0, abs=0.15) and info["shots"] == 3 and info["language"] == "en"
     assert info["codec"] == "h264" and info["audio_codec"] == "aac" and info["fps"] == pytest.approx(10)
     assert {Path(f.path).name for f in lib.failures()} == {"broken.mp4", "empty.mkv"}
+    audio = lib.media_info(lib.get(str(mixed_folder / "note.wav")).id)
+    assert (audio["kind"], audio["audio_codec"], audio["container"], audio["language"]) == ("audio", "pcm_s16le",
+                                                                                          "wav", "en")
+    assert audio["duration"] == pytest.approx(audio_seconds(mixed_folder / "note.wav"), abs=0.1)
 
 
 def test_visual_query_returns_the_cat_scene(video_library) -> None:

@@ -155,9 +155,12 @@ def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaR
         return MediaResult(kind, vector, rows, media, info.width, info.height, thumb)
     if not options.speech:
         raise MediaDecodeError(path, "audio files are indexed by their speech, and speech is turned off")
+    from polymodal.media.audio import probe_audio
+
+    audio = probe_audio(path, time_limit=options.time_limit)  # codec and container, in its own killable child
     transcript, rows = speech_segments(path, encoder, options)
     media.update(duration=transcript.duration, language=transcript.language, speech_model=transcript.model,
-                 shots=0)
+                 shots=0, audio_codec=audio.codec, container=audio.container)
     if rows:
         vector = _normalise(np.stack([r.vector for r in rows]).mean(axis=0))
     else:
