@@ -45,6 +45,10 @@ def test_weighted_fusion_adds_evidence_at_the_same_time() -> None:
     normalise(faint, REF)
     fuse(faint)
     assert 0 < faint[1].z < 2 and faint[0].fused == pytest.approx(faint[0].evidence)
+    # ... and a unit that does not stand out by itself borrows nothing from a strong one beside it.
+    assert faint[1].fused == pytest.approx(faint[1].evidence)
+    moments = merge(faint, limit=5)
+    assert (moments[0].modality, len(moments)) == ("visual", 1)
 
 
 def test_rrf_counts_only_units_above_the_background() -> None:

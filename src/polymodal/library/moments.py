@@ -12,11 +12,12 @@ text-to-text ones spread much wider), so each modality is normalised on its own 
   the log keeps each modality's order while bringing those tails to one scale;
 - **weighted** (default): a unit's fused score is the weighted sum of its own evidence and the *support* of
   the other modality at the same time in the same item (a visual segment during which the matching words
-  are spoken): that modality's best evidence there, counted only from ``SUPPORT_MIN_Z`` on, so that faint
-  evidence (an unrelated sentence a little above the background) cannot lift a moment above a photo that
-  clearly matches. A visual and a speech unit that support each other get the same fused score, and the one
-  standing out more in its own modality leads the moment. Evidence a unit cannot have (a photo has no
-  speech) adds nothing.
+  are spoken): that modality's best evidence there. Support flows only between units that both stand out
+  (z >= ``SUPPORT_MIN_Z``): faint evidence (an unrelated sentence a little above the background) cannot lift
+  a moment above a photo that clearly matches, and a unit that does not match by itself (the shot on screen
+  while the words are said) cannot borrow the words' evidence and take the moment's time range from them.
+  Two units that support each other get the same fused score, and the one standing out more in its own
+  modality leads the moment. Evidence a unit cannot have (a photo has no speech) adds nothing.
 - **rrf**: reciprocal rank fusion (Cormack et al., 2009), sum over modalities of 1 / (60 + rank), with the
   other modality's best overlapping unit standing in for "the same document", as Twelve Labs fuses per
   segment. A modality's result list holds only its units clearly above the background (z >= 2): RRF
@@ -146,7 +147,7 @@ def fuse(units: Sequence[Unit], method: str = "weighted", weights: dict[str, flo
             u.fused = sum(1.0 / (RRF_K + x.rank) for x in (u, other) if x is not None and x.z >= RRF_MIN_Z)
         else:
             u.fused = weights.get(u.modality, 1.0) * u.evidence
-            if other is not None:
+            if other is not None and u.z >= SUPPORT_MIN_Z:
                 u.fused += weights.get(other.modality, 1.0) * other.support
 
 
