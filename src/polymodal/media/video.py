@@ -49,6 +49,8 @@ from polymodal.media.shots import (
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 #: FFmpeg demuxers allowed to open a video: containers only, no playlists that reference other files
 ALLOWED_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,asf,flv"
+#: the directory holding the polymodal package, put on the decoding child's path
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: seconds a video analysis may run when the caller gives no limit
 DEFAULT_TIME_LIMIT = 600.0
 #: longest segment, in seconds; longer shots are split (search hits then point at a short stretch)
@@ -160,10 +162,14 @@ def _run(path: str | os.PathLike[str], params: dict[str, Any], time_limit: float
     source = os.fspath(path)
     abspath = check_path(path)
     limit = DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit)
-    cmd = [sys.executable, "-m", "polymodal.media.video", abspath]
+    # -P: the working directory (which may hold anything) is not put on sys.path; polymodal is found where
+    # this process found it, installed or not (as media.audio does).
+    cmd = [sys.executable, "-P", "-m", "polymodal.media.video", abspath]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     # Its own session, so the child and anything it starts are killed as one group.
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            env=env, start_new_session=True)
     try:
         out, err = proc.communicate(pickle.dumps(params), timeout=limit)
     except subprocess.TimeoutExpired:
