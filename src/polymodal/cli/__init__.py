@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # main() also runs inside other programs (tests, notebooks, the server's job runner): the logger is set
+    # up for this call only and handed back as it was, so a later caller's logging is not silently rerouted.
+    log = logging.getLogger("polymodal")
+    saved_handlers, saved_level, saved_propagate = log.handlers[:], log.level, log.propagate
     _setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
@@ -68,3 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        log.handlers[:] = saved_handlers
+        log.setLevel(saved_level)
+        log.propagate = saved_propagate
