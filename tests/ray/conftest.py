@@ -28,17 +28,21 @@ def ray_cluster() -> Iterator[Any]:
 
     import ray
 
-    os.environ["POLYMODAL_MODEL"] = "lite"  # before the nodes start: their workers inherit it
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
+    # The nodes' workers inherit the environment the nodes start in; the driver (this test process) must not
+    # keep it, or every later test in the session would see POLYMODAL_MODEL=lite.
+    os.environ["POLYMODAL_MODEL"] = "lite"
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+    finally:
+        os.environ.pop("POLYMODAL_MODEL", None)
     ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
     try:
         yield cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
-        os.environ.pop("POLYMODAL_MODEL", None)
 
 
 @pytest.fixture(scope="session")
