@@ -25,6 +25,21 @@ def make_photo_dir(folder: Path, photos: dict[str, Path], names: tuple[str, ...]
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _polymodal_logger():
+    """A clean "polymodal" logger for each test: an in-process `main()` (the CLI tests) sets it up for a terminal
+    (its own handler, no propagation), after which caplog would see none of the server's log lines."""
+    import logging
+
+    log = logging.getLogger("polymodal")
+    saved = (log.handlers[:], log.level, log.propagate)
+    log.handlers[:], log.propagate = [], True
+    log.setLevel(logging.NOTSET)
+    yield
+    log.handlers[:], log.propagate = saved[0], saved[2]
+    log.setLevel(saved[1])
+
+
 @pytest.fixture(scope="session")
 def served_library(tmp_path_factory, photos, lite):
     """(library, photo folder): six real photos indexed with the offline model, shared read-only."""
