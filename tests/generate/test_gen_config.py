@@ -86,8 +86,8 @@ def test_generate_without_model_uses_the_configured_generator(config, tiny_sd: P
     gen = load_generator(device="cpu")
     assert gen.name == f"diffusers:{tiny_sd}"
     # `polymodal generate` without --model passes model=None, as here
-    [image] = generate("a red square", model=None, n=1, size="64x64", seed=3, encoder=scorer, device="cpu",
-                       out=tmp_path / "out")
+    [image] = generate("a red square", model=None, n=1, size="16x16", steps=2, seed=3, encoder=scorer,
+                       device="cpu", out=tmp_path / "out")
     assert image.model == f"diffusers:{tiny_sd}" and read_provenance(image.path)["model"] == image.model
 
 
