@@ -137,7 +137,7 @@ def _bad(tmp_path: Path, colour_data: Path, edit) -> Path:
     (lambda rows: rows[2].update(image="nowhere.png"), "line 3 of .*nowhere.png does not exist"),
     (lambda rows: rows[4].update(colour="red"), "line 5 of .* unknown field\\(s\\) 'colour'"),
     (lambda rows: rows[1].pop("label"), "line 2 of .* has no label"),
-    (lambda rows: rows[6].update(audio="a.wav"), "line 7 .*'audio' field.*supported modalities: image, text"),
+    (lambda rows: rows[6].update(audio="a.wav"), "line 7 of .*a.wav does not exist"),
     (lambda rows: [r.pop("label") for r in rows], "no row of .* has the label field 'label'.*--target"),
     (lambda rows: [r.update(label="red") for r in rows], "has 1 class \\('red'\\).*at least two"),
 ])

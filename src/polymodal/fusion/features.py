@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polymodal.errors import ImageDecodeError, InputError
+from polymodal.errors import ImageDecodeError, InputError, MediaDecodeError
 from polymodal.fusion.data import BadRow, Row
 
 if TYPE_CHECKING:
@@ -189,6 +189,17 @@ def _encode_chunk(
     source: str,
 ) -> list[np.ndarray | None]:
     values = [v for _, v, _ in chunk]
+    if modality in ("video", "audio"):
+        out_media: list[np.ndarray | None] = []
+        for i, v, _ in chunk:  # one file at a time: each is decoded in its own time-limited child process
+            try:
+                out_media.append(media_feature(encoder, modality, v))
+            except MediaDecodeError as exc:
+                if not skip_bad:
+                    raise InputError(f"line {rows[i].line} of {source}: {exc}") from None
+                bad[i] = f"line {rows[i].line} of {source}: {exc}"
+                out_media.append(None)
+        return out_media
     if modality == "text":
         # Training texts are cut to the model's context, as in CLIP's own training, rather than failing.
         return list(encoder.encode_texts(values, truncate=True))
@@ -206,3 +217,37 @@ def _encode_chunk(
             bad[i] = f"line {rows[i].line} of {source}: {exc}"
             out.append(None)
     return out
+
+
+def media_feature(encoder: Encoder, modality: str, path: str) -> np.ndarray | None:
+    """One feature for a whole video or audio file, in the encoder's space.
+
+    video: the normalised mean of the normalised embeddings of frames sampled across its shots (CLIP4Clip's
+    meanP, the same pooling the library uses per segment, here over the whole clip).
+    audio: what is said in it — the transcript embedded with the text tower, since no tower of the offline
+    model set hears sound itself. A file with no speech has no audio feature (None: the modality is masked
+    as missing for that row, which the fusions handle), not a zero vector that would read as evidence.
+    """
+    if modality == "video":
+        from polymodal.media.video import analyse_video
+
+        frames = [image for segment in analyse_video(path).segments for image in segment.images()]
+        if not frames:
+            raise MediaDecodeError(path, "no frame could be sampled from the video")
+        mean = encoder.encode_images(frames).mean(axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    from polymodal.speech import transcribe
+
+    text = " ".join(s.text.strip() for s in transcribe(path).segments).strip()
+    if not text:
+        return None
+    return encoder.encode_texts([text], truncate=True)[0]
+
+
+def row_modalities(encoder: Encoder) -> tuple[str, ...]:
+    """The row fields an encoder can turn into features: its own towers' modalities, plus video through the
+    image tower (sampled frames) and audio through the text tower (the transcript)."""
+    own = set(encoder.supports)
+    derived = {"video"} if "image" in own else set()
+    derived |= {"audio"} if "text" in own else set()
+    return tuple(m for m in ("image", "text", "audio", "video") if m in own | derived)

@@ -16,7 +16,7 @@ import numpy as np
 from polymodal.errors import CheckpointError, InputError
 from polymodal.fusion.checkpoint import FusionCheckpoint, load_checkpoint, save_checkpoint
 from polymodal.fusion.data import BadRow, Dataset, Row, check_classes, read_dataset
-from polymodal.fusion.features import CacheStats, FeatureSet, encode_rows
+from polymodal.fusion.features import CacheStats, FeatureSet, encode_rows, row_modalities
 from polymodal.fusion.metrics import Metrics, classification_metrics
 from polymodal.fusion.modules import FusionConfig
 from polymodal.fusion.trainer import EpochRecord, TrainConfig, evaluate, fit, predict_proba
@@ -149,7 +149,7 @@ def train_fusion(
     unknown = [k for k in options.fusions if k not in fusions()]
     if unknown or not options.fusions:
         raise InputError(f"unknown fusion {', '.join(unknown) or '(none)'}; choose from {', '.join(fusions())}")
-    ds = read_dataset(data, target=options.target, supported=encoder.supports, skip_bad=options.skip_bad)
+    ds = read_dataset(data, target=options.target, supported=row_modalities(encoder), skip_bad=options.skip_bad)
     fs, stats, rows = embed_dataset(ds, encoder, skip_bad=options.skip_bad, progress=on_encode)
     ds.rows = rows
     classes = check_classes(ds, options.target)
@@ -240,7 +240,8 @@ def predict_fusion(
     if canonical_spec(encoder.name) != ckpt.encoder.get("spec") or encoder.dim != ckpt.encoder.get("dim"):
         raise CheckpointError(f"checkpoint {path} was trained on features of {ckpt.encoder.get('spec')!r} "
                               f"(dim {ckpt.encoder.get('dim')}), not {encoder.name!r} (dim {encoder.dim})")
-    ds = read_dataset(data, target=ckpt.target, require_label=False, supported=encoder.supports, skip_bad=skip_bad)
+    ds = read_dataset(data, target=ckpt.target, require_label=False, supported=row_modalities(encoder),
+                      skip_bad=skip_bad)
     trained = ckpt.config.modalities
     extra = [m for m in ds.modalities if m not in trained]
     if extra:
