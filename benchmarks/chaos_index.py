@@ -141,10 +141,17 @@ def _kill(proc: subprocess.Popen) -> bool:
 
 def _check_after_kill(lib_dir: Path, result: ChaosResult, thumbnails: bool) -> None:
     """Opens without repair; nothing broken; at most one batch of paths unrecorded; a search answers."""
+    from polymodal.errors import NotALibraryError
     from polymodal.library import Library
     from polymodal.library.check import PENDING, check_library
 
-    lib = Library.open(lib_dir, create=False)
+    try:
+        lib = Library.open(lib_dir, create=False)
+    except NotALibraryError:
+        if (lib_dir / "library.json").exists():
+            raise
+        result.checks_after_kills += 1  # killed before the library was created: nothing exists to check
+        return
     if lib.store.items() is None and lib.store.files().count_rows() == 0:
         # killed before the first commit: opening without repair (above) is all there is to check
         result.checks_after_kills += 1
