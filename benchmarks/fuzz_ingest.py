@@ -5,9 +5,10 @@ Targets, each one input at a time:
 - ``image``: ``media.images.load_image`` as the indexer calls it (bytes, reduced-size JPEG decode), then the
   thumbnail and the EXIF metadata. The contract: ``ImageDecodeError`` (a recorded failure) or an image;
   anything else escaping is a bug, and so is an input slower than ``-timeout``.
-- ``video``: the decoding child's own work (``media.video._analyse``) in-process, on the bytes written to a
-  file: a probe, then the full analysis. The contract: a result or an ``{"error": ...}``; anything else
-  escaping is a bug (the parent would see only "the decoder failed"), a crash of FFmpeg kills the fuzzer.
+- ``video``: the decoding child's own work (``media.video.child_decode``) in-process, on the bytes written to
+  a file: a probe, then the full analysis. The contract: a JSON header (``{"error": ...}`` for a file it
+  cannot read) and its payload; anything else escaping is a bug (the parent would see only "the decoder
+  failed"), a crash of FFmpeg kills the fuzzer.
 
     pip install ".[fuzz]"                     # atheris
     python benchmarks/fuzz_ingest.py --seconds 120            # both targets, 120 s each, summary as JSON
@@ -62,15 +63,16 @@ def image_one(data: bytes) -> None:
 
 
 def video_one(data: bytes, workdir: str | None = None) -> None:
-    from polymodal.media.video import _analyse
+    from polymodal.media.video import child_decode
 
     fd, path = tempfile.mkstemp(suffix=".mp4", dir=workdir)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         for params in ({"probe": True}, {"probe": False, "max_segment": 10.0, "frames": 3, "size": 64}):
-            out = _analyse(path, params)
-            if isinstance(out, dict) and "error" in out:
+            header, _ = child_decode(path, params)
+            json.dumps(header)  # what media.worker sends: a header JSON cannot hold is a crash of the child
+            if "error" in header:
                 return
     finally:
         os.unlink(path)

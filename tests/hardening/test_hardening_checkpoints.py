@@ -14,9 +14,9 @@ from polymodal.models import load_model
 from tiny_models import make_tiny_clip, make_tiny_open_clip
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "polymodal"
-#: pickle over a pipe from polymodal's own child process (never a file, never media bytes): video decoding in
-#: a killable child, and Ray moving prepared batches between its own workers
-_PICKLE_IPC = {"media/video.py", "library/distributed.py"}
+#: pickle over a pipe between polymodal's own processes (never a file, never media bytes): Ray moving prepared
+#: batches between its own workers. (Media decoding children answer in JSON and raw bytes: media/sandbox.py.)
+_PICKLE_IPC = {"library/distributed.py"}
 
 
 def _to_pickle(directory: Path, weights: str, pickled: str) -> None:

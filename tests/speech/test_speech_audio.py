@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,7 @@ import pytest
 
 from polymodal.errors import MediaDecodeError, MediaTimeoutError, NoAudioError
 from polymodal.media.audio import AUDIO_EXTENSIONS, load_audio, probe_audio
+from polymodal.media.sandbox import run_worker
 from speech_media import AUDIO_ENCODINGS, VIDEO_ENCODINGS, encode_audio, make_video, silence, write_wav
 
 
@@ -143,7 +148,7 @@ def _decoders_of(path: Path) -> list[int]:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"polymodal.media.audio" in cmdline and str(path).encode() in cmdline:
+            if b"polymodal.media.worker\0audio\0" in cmdline and str(path).encode() in cmdline:
                 pids.append(int(entry))
     return pids
 
@@ -155,6 +160,48 @@ def test_a_decode_past_its_time_limit_is_killed(tmp_path):
     assert info.value.limit == 0.05
     assert _decoders_of(long) == []  # the worker is gone, not left running
     assert load_audio(long, time_limit=60).info.duration == pytest.approx(600.0)
+
+
+def test_an_interrupted_decode_leaves_no_decoder_running(tmp_path, monkeypatch):
+    long = write_wav(tmp_path / "long.wav", np.tile(silence(1.0) + 0.1, 600))
+    real, waited = subprocess.Popen.communicate, []
+
+    def ctrl_c(self, *args, **kwargs):
+        if not waited:  # the first wait for the child is interrupted, as by Ctrl-C; the rest are real
+            waited.append(self)
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        load_audio(long)
+    assert waited[0].returncode == -signal.SIGKILL and _decoders_of(long) == []
+
+
+def test_a_decoder_killed_by_a_signal_says_so(tmp_path):
+    long = write_wav(tmp_path / "long.wav", np.tile(silence(1.0) + 0.1, 600))
+
+    def oom_killer() -> None:  # kills the child the moment it shows up, as the kernel's OOM killer would
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for pid in _decoders_of(long):
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=oom_killer)
+    killer.start()
+    try:
+        with pytest.raises(MediaDecodeError, match=r"the decoder failed \(the decoder was killed by signal 9\)"):
+            load_audio(long, time_limit=60)
+    finally:
+        killer.join()
+
+
+def test_a_decoder_that_raises_is_reported_by_its_last_words(tmp_path, phrase):
+    path = write_wav(tmp_path / "a.wav", phrase)
+    with pytest.raises(MediaDecodeError, match=r"the decoder failed \(KeyError: 'nope'\)"):
+        run_worker("nope", path, {}, time_limit=60)  # the child's traceback ends in the unknown kind
 
 
 def test_the_decoder_ignores_modules_beside_the_media(tmp_path, phrase, monkeypatch):

@@ -1,9 +1,9 @@
 """Audio decoding with PyAV (no ffmpeg binary): any audio file or a video's audio track to 16 kHz mono float32.
 
-Decoding untrusted media is the riskiest thing polymodal does (FFmpeg's demuxers are large C code, and a
-hostile file can make one loop or crawl), so it never happens in the caller's process: a child process
-(``python -m polymodal.media.audio``) decodes and streams the samples back, and is killed when the time
-limit passes. A killed child cannot leave the caller hung, whatever state FFmpeg was in.
+Decoding never happens in the caller's process: ``media.sandbox`` runs the decoder below in a child process
+(``python -P -m polymodal.media.worker audio PATH``) that streams the samples back as raw float32 and is
+killed when the time limit passes, so a hostile file cannot leave the caller hung, whatever state FFmpeg
+was in.
 
 Only local files are opened: the path is handed to FFmpeg as ``file:/abs/path`` (so ``http://``,
 ``concat:``, ``subfile,`` and other protocol prefixes are never interpreted), nested references are limited
@@ -13,15 +13,12 @@ concat playlists, which would make FFmpeg follow references inside the file).
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from polymodal.errors import MediaDecodeError, MediaTimeoutError, NoAudioError
+from polymodal.errors import NoAudioError
+from polymodal.media.sandbox import run_worker
 
 #: the rate Whisper (and most speech models) read
 SAMPLE_RATE = 16000
@@ -37,8 +34,6 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus")
 ALLOWED_DEMUXERS = (
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,wav,w64,mp3,flac,ogg,aac,aiff,caf,asf,mpegts,mpeg"
 )
-#: the directory holding the polymodal package, so the decoding child imports this same copy
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: a file whose header promises this much more audio than can be decoded is reported as truncated
 _TRUNCATION_SLACK = 0.1  # fraction of the declared duration
 _TRUNCATION_MIN_S = 0.5
@@ -63,77 +58,20 @@ class DecodedAudio:
     info: AudioInfo
 
 
-def _check_path(path: str | os.PathLike[str]) -> str:
-    """The absolute path of a readable local file, or MediaDecodeError saying why not."""
-    raw = os.fspath(path)
-    source = raw
-    if "://" in raw:
-        raise MediaDecodeError(source, "only local files are read, not URLs")
-    if not os.path.exists(raw):
-        raise MediaDecodeError(source, "no such file")
-    if os.path.isdir(raw):
-        raise MediaDecodeError(source, "it is a directory")
-    if not os.path.isfile(raw):
-        raise MediaDecodeError(source, "not a regular file")
-    if os.path.getsize(raw) == 0:
-        raise MediaDecodeError(source, "the file is empty (0 bytes)")
-    if not os.access(raw, os.R_OK):
-        raise MediaDecodeError(source, "permission denied")
-    return os.path.abspath(raw)
-
-
-def _run_worker(
-    path: str | os.PathLike[str], *, probe_only: bool, sample_rate: int, time_limit: float | None,
-    max_duration: float = DEFAULT_MAX_DURATION,
+def _run(
+    path: str | os.PathLike[str], params: dict[str, Any], time_limit: float | None
 ) -> tuple[dict[str, Any], bytes]:
-    source = os.fspath(path)
-    abspath = _check_path(path)
     limit = DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit)
-    mode = "probe" if probe_only else "decode"
-    # -P: the working directory (which may hold anything, e.g. next to the media) is not put on sys.path;
-    # polymodal is found where this process found it, installed or not.
-    cmd = [sys.executable, "-P", "-m", "polymodal.media.audio", abspath, str(sample_rate), mode, str(max_duration)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    # A new session so the child (and anything FFmpeg might start) can be killed as a group.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        raise MediaTimeoutError(source, limit) from None
-    except BaseException:  # Ctrl-C or the like: never leave the decoder running
-        _kill(proc)
-        raise
-    header, _, payload = out.partition(b"\n")
-    try:
-        meta = json.loads(header) if header else {}
-    except ValueError:
-        meta = {}
-    if "error" in meta:
-        if meta.get("no_audio"):
-            raise NoAudioError(source)
-        raise MediaDecodeError(source, meta["error"])
-    if proc.returncode != 0 or "info" not in meta:
-        detail = err.decode("utf-8", "replace").strip().splitlines()
-        why = detail[-1] if detail else f"the decoder exited with status {proc.returncode}"
-        raise MediaDecodeError(source, f"the decoder failed ({why})")
-    return meta, payload
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the child leads its own session: its group is only the decoder
-    except ProcessLookupError:
-        pass
-    proc.communicate()
+    header, payload = run_worker("audio", path, params, limit)
+    if header.get("no_audio"):
+        raise NoAudioError(os.fspath(path))
+    return header, payload
 
 
 def probe_audio(path: str | os.PathLike[str], *, time_limit: float | None = None) -> AudioInfo:
     """The first audio track's metadata, without decoding it. Raises NoAudioError for a file without one."""
-    meta, _ = _run_worker(path, probe_only=True, sample_rate=SAMPLE_RATE, time_limit=time_limit)
-    return AudioInfo(**meta["info"])
+    header, _ = _run(path, {"probe": True}, time_limit)
+    return AudioInfo(**header["info"])
 
 
 def load_audio(
@@ -149,14 +87,14 @@ def load_audio(
     """
     import numpy as np
 
-    meta, payload = _run_worker(path, probe_only=False, sample_rate=sample_rate, time_limit=time_limit,
-                                max_duration=max_duration)
+    params = {"probe": False, "sample_rate": sample_rate, "max_duration": max_duration}
+    header, payload = _run(path, params, time_limit)
     samples = np.frombuffer(payload, dtype=np.float32).copy()
-    info = AudioInfo(**meta["info"])
+    info = AudioInfo(**header["info"])
     return DecodedAudio(samples=samples, sample_rate=sample_rate, info=info)
 
 
-# --- the worker: runs in the child process -------------------------------------------------------------------
+# --- the decoder: runs in the child process (media.worker) ---------------------------------------------------
 
 
 def _open(abspath: str) -> Any:
@@ -212,7 +150,7 @@ def _worker(abspath: str, sample_rate: int, probe_only: bool, max_duration: floa
                          f"(playlists and concat lists are refused) ({exc.strerror or exc})"}
     with container:
         if not container.streams.audio:
-            return {"error": "it has no audio track", "no_audio": True}
+            return {"no_audio": True}  # not an "error": the caller raises NoAudioError for it
         stream = container.streams.audio[0]
         ctx = stream.codec_context
         declared = _declared_duration(container, stream)
@@ -252,17 +190,9 @@ def _worker(abspath: str, sample_rate: int, probe_only: bool, max_duration: floa
     return {"info": asdict(info), "samples": samples}
 
 
-def _main(argv: list[str]) -> int:
-    abspath, rate, mode, max_duration = argv[0], int(argv[1]), argv[2], float(argv[3])
-    result = _worker(abspath, rate, probe_only=(mode == "probe"), max_duration=max_duration)
+def child_decode(abspath: str, params: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The decoding child's work (``media.worker``): the JSON header, and the samples as raw float32 bytes."""
+    result = _worker(abspath, int(params.get("sample_rate", SAMPLE_RATE)), probe_only=bool(params["probe"]),
+                     max_duration=float(params.get("max_duration", DEFAULT_MAX_DURATION)))
     samples = result.pop("samples", None)
-    out = sys.stdout.buffer
-    out.write(json.dumps(result).encode() + b"\n")
-    if samples is not None:
-        out.write(samples.tobytes())
-    out.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    return result, samples.tobytes() if samples is not None else b""

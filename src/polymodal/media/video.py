@@ -1,9 +1,11 @@
 """Video decoding with PyAV: metadata, shot boundaries, segments and a few frames per segment.
 
-Like audio decoding (``media.audio``), it never runs in the caller's process: a child process
-(``python -m polymodal.media.video``) opens the file and sends back plain arrays, and is killed when its
-time limit passes, so a hostile file cannot hang or crash an indexing job. Only local files are opened,
-through the ``file`` protocol, with the same demuxer allow-list as audio (no HLS or concat playlists).
+Like audio decoding (``media.audio``), it never runs in the caller's process: ``media.sandbox`` runs the
+decoder below in a child process (``python -P -m polymodal.media.worker video PATH``), killed when its time
+limit passes, so a hostile file cannot hang or crash an indexing job. The child sends back a JSON header
+(metadata, cuts, segments, each frame's time and byte length) followed by the JPEG frames one after
+another: plain data, never pickle. Only local files are opened, through the ``file`` protocol, with the same
+demuxer allow-list as audio (no HLS or concat playlists).
 
 Decoding every frame of an H.264 stream is what costs; this avoids it where it can:
 
@@ -21,16 +23,12 @@ not seen; keyframe intervals of phone and camera video (0.5-2 s) make that a sho
 from __future__ import annotations
 
 import os
-import pickle
-import signal
-import subprocess
-import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from polymodal.errors import MediaDecodeError, MediaTimeoutError
+from polymodal.media.sandbox import run_worker
 from polymodal.media.shots import (
     CUT_THRESHOLD,
     FEATURE_SIZE,
@@ -49,8 +47,6 @@ from polymodal.media.shots import (
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 #: FFmpeg demuxers allowed to open a video: containers only, no playlists that reference other files
 ALLOWED_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,asf,flv"
-#: the directory holding the polymodal package, put on the decoding child's path
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: seconds a video analysis may run when the caller gives no limit
 DEFAULT_TIME_LIMIT = 600.0
 #: longest segment, in seconds; longer shots are split (search hits then point at a short stretch)
@@ -122,22 +118,6 @@ class VideoAnalysis:
 # --- the caller's side ------------------------------------------------------------------------------------------
 
 
-def check_path(path: str | os.PathLike[str]) -> str:
-    """The absolute path of a readable local file, or MediaDecodeError saying why not."""
-    source = os.fspath(path)
-    if "://" in source:
-        raise MediaDecodeError(source, "only local files are read, not URLs")
-    if not os.path.exists(source):
-        raise MediaDecodeError(source, "no such file")
-    if not os.path.isfile(source):
-        raise MediaDecodeError(source, "not a regular file")
-    if os.path.getsize(source) == 0:
-        raise MediaDecodeError(source, "the file is empty (0 bytes)")
-    if not os.access(source, os.R_OK):
-        raise MediaDecodeError(source, "permission denied")
-    return os.path.abspath(source)
-
-
 def analyse_video(path: str | os.PathLike[str], *, max_segment: float = MAX_SEGMENT,
                   frames_per_segment: int = FRAMES_PER_SEGMENT, frame_size: int = FRAME_SIZE,
                   time_limit: float | None = None) -> VideoAnalysis:
@@ -149,58 +129,32 @@ def analyse_video(path: str | os.PathLike[str], *, max_segment: float = MAX_SEGM
     if max_segment <= 0 or frames_per_segment < 1:
         raise ValueError("max_segment must be positive and frames_per_segment at least 1")
     params = {"max_segment": max_segment, "frames": frames_per_segment, "size": frame_size, "probe": False}
-    return _run(path, params, time_limit)
+    return _analysis_from_wire(*_run(path, params, time_limit))
 
 
 def probe_video(path: str | os.PathLike[str], *, time_limit: float | None = 60.0) -> VideoInfo:
     """Only the metadata (reads the packets to measure the duration, decodes one frame for the rotation)."""
-    info: VideoInfo = _run(path, {"probe": True}, time_limit)
-    return info
+    header, _ = _run(path, {"probe": True}, time_limit)
+    return VideoInfo(**header["info"])
 
 
-def _run(path: str | os.PathLike[str], params: dict[str, Any], time_limit: float | None) -> Any:
-    source = os.fspath(path)
-    abspath = check_path(path)
-    limit = DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit)
-    # -P: the working directory (which may hold anything) is not put on sys.path; polymodal is found where
-    # this process found it, installed or not (as media.audio does).
-    cmd = [sys.executable, "-P", "-m", "polymodal.media.video", abspath]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    # Its own session, so the child and anything it starts are killed as one group.
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(pickle.dumps(params), timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        raise MediaTimeoutError(source, limit) from None
-    except BaseException:
-        _kill(proc)
-        raise
-    try:
-        # Our own child wrote this, from arrays and numbers it made; the media never reaches pickle.
-        result = pickle.loads(out) if out else None
-    except Exception:  # noqa: BLE001 - a child killed mid-write; reported below with its exit status
-        result = None
-    if isinstance(result, dict) and "error" in result:
-        raise MediaDecodeError(source, result["error"])
-    if proc.returncode != 0 or result is None:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        if proc.returncode < 0:
-            why = f"the decoder was killed by signal {-proc.returncode}"
-        else:
-            why = lines[-1] if lines else f"the decoder exited with status {proc.returncode}"
-        raise MediaDecodeError(source, f"the decoder failed ({why})")
-    return result
+def _run(
+    path: str | os.PathLike[str], params: dict[str, Any], time_limit: float | None
+) -> tuple[dict[str, Any], bytes]:
+    return run_worker("video", path, params, DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit))
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.communicate()
+def _analysis_from_wire(header: dict[str, Any], payload: bytes) -> VideoAnalysis:
+    """The analysis the child sent (``_analysis_to_wire``): each segment's frames are cut from the payload in turn."""
+    segments, pos = [], 0
+    for s in header["segments"]:
+        frames = []
+        for size in s["frame_sizes"]:
+            frames.append(payload[pos:pos + size])
+            pos += size
+        segments.append(VideoSegment(s["start"], s["end"], s["shot"], frames, s["frame_times"]))
+    return VideoAnalysis(VideoInfo(**header["info"]), header["cuts"], segments, keyframes=header["keyframes"],
+                         decoded=header["decoded"])
 
 
 # --- the child's side -------------------------------------------------------------------------------------------
@@ -470,16 +424,20 @@ def _seek_samples(dec: _Decoder, wanted: list[tuple[float, VideoSegment]]) -> No
             seg.frame_times.append(got[0])
 
 
-def _main() -> int:
-    params = pickle.loads(sys.stdin.buffer.read())
-    result = _analyse(sys.argv[1], params)
-    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
-    return 0
+def child_decode(abspath: str, params: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The decoding child's work (``media.worker``): ``_analyse``'s result as a JSON header and a payload."""
+    result = _analyse(abspath, params)
+    if isinstance(result, VideoAnalysis):
+        return _analysis_to_wire(result)
+    if isinstance(result, VideoInfo):
+        return {"info": asdict(result)}, b""
+    return result, b""  # {"error": reason}
 
 
-if __name__ == "__main__":
-    # Through the package's own module, so what is pickled names polymodal.media.video, not __main__.
-    from polymodal.media.video import _main as main
-
-    sys.exit(main())
+def _analysis_to_wire(analysis: VideoAnalysis) -> tuple[dict[str, Any], bytes]:
+    """An analysis as a JSON header, and its segments' JPEG frames one after another as the payload."""
+    segments = [{"start": s.start, "end": s.end, "shot": s.shot, "frame_times": s.frame_times,
+                 "frame_sizes": [len(f) for f in s.frames]} for s in analysis.segments]
+    header = {"info": asdict(analysis.info), "cuts": analysis.cuts, "segments": segments,
+              "keyframes": analysis.keyframes, "decoded": analysis.decoded}
+    return header, b"".join(f for s in analysis.segments for f in s.frames)
