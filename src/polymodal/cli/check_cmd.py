@@ -6,9 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from polymodal.cli.common import print_json
-
-_LIB_HELP = "library directory (default: $POLYMODAL_LIBRARY, the config file, else the user data dir)"
+from polymodal.cli.common import add_library_option, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "to an item that lists it, each item has a unit embedding of the model's width and a "
                        "thumbnail that decodes. Exit status 0 when nothing is broken, 1 when `polymodal repair` "
                        "is needed. Never writes.")
-    p.add_argument("--library", "-L", metavar="DIR", help=_LIB_HELP)
+    add_library_option(p)
     p.add_argument("--quick", action="store_true", help="skip decoding the thumbnails")
     p.add_argument("--files", action="store_true", help="also re-hash every indexed file on disk")
     p.add_argument("--json", action="store_true", help='print {"ok", "items", "files", "findings": [...]}')
@@ -27,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Roll unreadable tables back to their newest readable version, drop tables "
                        "left by an interrupted reindex, rebuild bad embeddings and thumbnails from the files, and "
                        "index again paths whose rows point nowhere. Good items are never removed or re-embedded.")
-    p.add_argument("--library", "-L", metavar="DIR", help=_LIB_HELP)
+    add_library_option(p)
     p.add_argument("--json", action="store_true", help="print what was done and the check after it")
     p.set_defaults(func=run_repair)
 

@@ -26,6 +26,12 @@ def add_model_options(parser: argparse.ArgumentParser, several: bool = False) ->
     parser.add_argument("--precision", choices=("fp32", "int8"), help="int8: ONNX dynamic quantisation")
 
 
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    """--library, worded the same in every command that opens one."""
+    parser.add_argument("--library", "-L", metavar="DIR",
+                        help="library directory (default: $POLYMODAL_LIBRARY, the config file, else the user data dir)")
+
+
 def load_encoder(args: argparse.Namespace) -> Encoder:
     from polymodal.models import load_model
 

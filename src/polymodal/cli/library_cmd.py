@@ -8,15 +8,9 @@ import argparse
 import os
 from typing import Any
 
-from polymodal.cli.common import print_json, print_table, progress_bar
+from polymodal.cli.common import add_library_option, print_json, print_table, progress_bar
 from polymodal.cli.remote import add_server_options, server_client
 from polymodal.errors import InputError
-
-_LIB_HELP = "library directory (default: $POLYMODAL_LIBRARY, the config file, else the user data dir)"
-
-
-def _library_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--library", "-L", metavar="DIR", help=_LIB_HELP)
 
 
 def _model_option(p: argparse.ArgumentParser, required: bool = False, what: str = "") -> None:
@@ -37,6 +31,15 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-score", type=float, help="drop hits scoring below this cosine similarity")
     p.add_argument("--sort", choices=["score", "date"], default="score", help="order of the hits (default score)")
     p.add_argument("--json", action="store_true", help='print [{"id", "path", "score", "kind", ...}]')
+
+
+def _query_options(p: argparse.ArgumentParser) -> None:
+    """What ``search`` and ``similar`` share after their own arguments: the filters, the library, the model
+    and the server to ask instead."""
+    _filter_options(p)
+    add_library_option(p)
+    _model_option(p)
+    add_server_options(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-segment", type=float, default=10.0, metavar="SECONDS",
                    help="longest visual segment of a video (default 10)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _library_option(p)
+    add_library_option(p)
     _model_option(p, what="model for a new library (default: $POLYMODAL_MODEL, the config file, else the default); "
                   "an existing library keeps its own")
     p.set_defaults(func=run_index)
@@ -83,19 +86,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "normalised scores (default) or reciprocal rank fusion")
     p.add_argument("--modality", choices=["visual", "speech"],
                    help="only what is shown (photos, video frames) or only what is said (transcripts)")
-    _filter_options(p)
-    _library_option(p)
-    _model_option(p)
-    add_server_options(p)
+    _query_options(p)
     p.set_defaults(func=run_search)
 
     p = sub.add_parser("similar", help="items like a given one", description="Items most similar to an item "
                        "of the library (by id or path) or to any image file.")
     p.add_argument("item", metavar="PATH_OR_ID")
-    _filter_options(p)
-    _library_option(p)
-    _model_option(p)
-    add_server_options(p)
+    _query_options(p)
     p.set_defaults(func=run_similar)
 
     p = sub.add_parser("duplicates", help="near-duplicate groups", description="Groups of near-identical items, "
@@ -103,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", "-t", type=float, default=None, help="cosine similarity to count as "
                    "near-duplicates (default 0.95)")
     p.add_argument("--json", action="store_true", help='print [{"score", "items": [...]}]')
-    _library_option(p)
+    add_library_option(p)
     p.set_defaults(func=run_duplicates)
 
     p = sub.add_parser("tag", help="zero-shot tags for every item", description="Tag items with the labels they "
@@ -112,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "list (default: a built-in list of common photo subjects)")
     p.add_argument("--min-prob", type=float, default=None, help="lowest probability for a label to be kept "
                    "(default 0.25)")
-    _library_option(p)
+    add_library_option(p)
     _model_option(p)
     p.set_defaults(func=run_tag)
 
@@ -120,20 +117,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "job and files that failed.")
     p.add_argument("--json", action="store_true",
                    help='print {"items", "model", "failures": [{"path", "reason"}], ...}')
-    _library_option(p)
+    add_library_option(p)
     add_server_options(p)
     p.set_defaults(func=run_status)
 
     p = sub.add_parser("remove", help="forget items or paths", description="Remove items (by id) or paths (files or "
                        "folders) from the library. Files on disk are not touched.")
     p.add_argument("targets", nargs="+", metavar="PATH_OR_ID")
-    _library_option(p)
+    add_library_option(p)
     p.set_defaults(func=run_remove)
 
     p = sub.add_parser("reindex", help="rebuild all embeddings with a model", description="Re-embed every item "
                        "from its files with --model (default: the library's model). Searches use the old "
                        "embeddings until the new ones are complete.")
-    _library_option(p)
+    add_library_option(p)
     _model_option(p, what="the model to rebuild with (default: the library's own)")
     p.set_defaults(func=run_reindex)
 
