@@ -145,7 +145,7 @@ def evaluate_moments(data: MomentSet, encoder: Encoder, *, fusion: str = "weight
 
 def moments_report(results: list[MomentResult], out: Path) -> Path:
     """report.md (table, R@1 against the IoU threshold, IoU histogram) and results.json in ``out``."""
-    from polymodal.eval.report import _pyplot
+    from polymodal.eval.report import _pyplot, markdown_table, save_figure, write_report
 
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
@@ -162,24 +162,18 @@ def moments_report(results: list[MomentResult], out: Path) -> Path:
     axes[1].set_xlabel("IoU of the top moment")
     axes[1].set_ylabel("queries")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "moments_iou.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "moments_iou.png")
     keys = list(results[0].recall)
     lines = [f"# Moment retrieval: {results[0].dataset}", "",
              f"{results[0].queries} queries over {results[0].videos} videos; fusion {results[0].fusion}"
              + (f", modality {results[0].modality}" if results[0].modality else "") + ". Each query searches its "
-             "own video; its top moment is compared with the truth by temporal IoU.", "",
-             "| model | " + " | ".join(keys) + " | mean IoU |", "| --- |" + " --- |" * (len(keys) + 1)]
-    for r in results:
-        lines.append(f"| {r.model} | " + " | ".join(f"{100 * r.recall[k]:.1f}" for k in keys)
-                     + f" | {r.mean_iou:.3f} |")
+             "own video; its top moment is compared with the truth by temporal IoU.", ""]
+    lines += markdown_table(["model", *keys, "mean IoU"],
+                            [[r.model, *(f"{100 * r.recall[k]:.1f}" for k in keys), f"{r.mean_iou:.3f}"]
+                             for r in results])
     lines += ["", "![R@1 by IoU threshold, and the IoU histogram](moments_iou.png)", ""]
     for r in results:
         if r.failures:
             lines += [f"Videos {r.model} could not index:", ""] + [f"- {f['path']}: {f['reason']}"
                                                                    for f in r.failures] + [""]
-    page = out / "report.md"
-    page.write_text("\n".join(lines), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps([r.to_dict() for r in results], indent=1), encoding="utf-8")
-    return page
+    return write_report(out, lines, [r.to_dict() for r in results])

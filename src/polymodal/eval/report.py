@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from polymodal.eval.tasks import RetrievalResult, ZeroShotResult
 
@@ -22,6 +24,28 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write and close a report's figure (pyplot holds every open figure until it is closed)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table."""
+    return [f"| {' | '.join(cells)} |" for cells in [header, ["---"] * len(header), *rows]]
+
+
+def write_report(out: Path, lines: list[str], results: list[dict[str, Any]]) -> Path:
+    """``out``/report.md from ``lines`` and ``out``/results.json from ``results``; the page's path."""
+    page = out / "report.md"
+    page.write_text("\n".join(lines), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return page
+
+
 def retrieval_report(results: list[RetrievalResult], out: Path) -> Path:
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
@@ -36,35 +60,26 @@ def retrieval_report(results: list[RetrievalResult], out: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Recall@K")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "recall_at_k.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "recall_at_k.png")
     ks = list(results[0].text_to_image)
     lines = [f"# Retrieval: {results[0].dataset}", "",
              f"{results[0].images} images, {results[0].captions} captions. Recall@K as CLIP_benchmark defines it:",
              "text → image counts captions whose image is in the top K; image → text counts images with at least",
-             "one of their captions in the top K.", "",
-             "| model | " + " | ".join(f"t→i {k}" for k in ks) + " | " + " | ".join(f"i→t {k}" for k in ks) + " |",
-             "| --- |" + " --- |" * (2 * len(ks))]
-    for r in results:
-        cells = [f"{100 * r.text_to_image[k]:.2f}" for k in ks] + [f"{100 * r.image_to_text[k]:.2f}" for k in ks]
-        lines.append(f"| {r.model} | " + " | ".join(cells) + " |")
+             "one of their captions in the top K.", ""]
+    lines += markdown_table(["model", *(f"t→i {k}" for k in ks), *(f"i→t {k}" for k in ks)],
+                            [[r.model, *(f"{100 * r.text_to_image[k]:.2f}" for k in ks),
+                              *(f"{100 * r.image_to_text[k]:.2f}" for k in ks)] for r in results])
     lines += ["", "![Recall@K](recall_at_k.png)", ""]
-    page = out / "report.md"
-    page.write_text("\n".join(lines), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
-    return page
+    return write_report(out, lines, [asdict(r) for r in results])
 
 
 def zeroshot_report(results: list[ZeroShotResult], out: Path) -> Path:
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Zero-shot classification: {results[0].dataset}", "",
-             "| model | acc@1 | acc@5 | mean per-class recall | templates |", "| --- | --- | --- | --- | --- |"]
-    for r in results:
-        acc5 = "—" if r.acc5 is None else f"{100 * r.acc5:.2f}"
-        mpcr = 100 * r.mean_per_class_recall
-        lines.append(f"| {r.model} | {100 * r.acc1:.2f} | {acc5} | {mpcr:.2f} | {r.templates} |")
+    lines = [f"# Zero-shot classification: {results[0].dataset}", ""]
+    lines += markdown_table(["model", "acc@1", "acc@5", "mean per-class recall", "templates"],
+                            [[r.model, f"{100 * r.acc1:.2f}", "—" if r.acc5 is None else f"{100 * r.acc5:.2f}",
+                              f"{100 * r.mean_per_class_recall:.2f}", str(r.templates)] for r in results])
     for r in results:
         slug = _slug(r.model)
         n = len(r.classes)
@@ -78,22 +93,16 @@ def zeroshot_report(results: list[ZeroShotResult], out: Path) -> Path:
             for j in range(n):
                 ax.text(j, i, str(r.confusion[i][j]), ha="center", va="center", fontsize=7)
         ax.set_title(f"confusion: {r.model}")
-        fig.tight_layout()
-        fig.savefig(out / f"confusion_{slug}.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out / f"confusion_{slug}.png")
         fig, ax = plt.subplots(figsize=(max(4, 0.4 * n + 2), 3))
         ax.bar(range(n), r.per_class_recall)
         ax.set_xticks(range(n), r.classes, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel("recall")
         ax.set_title(f"per-class recall: {r.model}")
-        fig.tight_layout()
-        fig.savefig(out / f"per_class_{slug}.png", dpi=110)
-        plt.close(fig)
-        lines += ["", f"## {r.model}", "", "| class | recall | images |", "| --- | --- | --- |"]
-        lines += [f"| {c} | {100 * x:.1f} | {s} |" for c, x, s in zip(r.classes, r.per_class_recall, r.support)]
+        save_figure(fig, out / f"per_class_{slug}.png")
+        lines += ["", f"## {r.model}", ""]
+        per_class = zip(r.classes, r.per_class_recall, r.support)
+        lines += markdown_table(["class", "recall", "images"], [[c, f"{100 * x:.1f}", str(k)] for c, x, k in per_class])
         lines += ["", f"![confusion](confusion_{slug}.png)", "", f"![per-class recall](per_class_{slug}.png)"]
-    page = out / "report.md"
-    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
-    return page
+    return write_report(out, [*lines, ""], [asdict(r) for r in results])
