@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,19 @@ def _kill(proc: subprocess.Popen) -> bool:
     return proc.returncode == -signal.SIGKILL
 
 
+@contextmanager
+def _running(cmd: list[str], env: dict[str, str], **popen: Any) -> Iterator[subprocess.Popen]:
+    """A child for the block to aim a kill at; dead when the block ends, however it ends, so that no stray
+    indexer holds the library into the next round or outlives the run."""
+    proc = subprocess.Popen(cmd, env=env, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _check_after_kill(lib_dir: Path, result: ChaosResult, thumbnails: bool) -> None:
     """Opens without repair; nothing broken; at most one batch of paths unrecorded; a search answers."""
     from polymodal.errors import NotALibraryError
@@ -217,10 +232,8 @@ def chaos_index(folder: Path, lib_dir: Path, env: dict[str, str], kills: int, rn
     """Kill ``polymodal index`` ``kills`` times at random points, then let it finish."""
     while result.index_kills < kills:
         before = _count_files(lib_dir)
-        proc = subprocess.Popen(_index_cmd(folder, lib_dir), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        result.index_restarts += 1
-        try:
+        with _running(_index_cmd(folder, lib_dir), env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+            result.index_restarts += 1
             if rng.random() < 0.2:
                 time.sleep(rng.uniform(0.0, 3.0))  # sometimes during start-up: imports, model, job row
             else:
@@ -230,10 +243,6 @@ def chaos_index(folder: Path, lib_dir: Path, env: dict[str, str], kills: int, rn
                     time.sleep(0.02)
                 time.sleep(rng.uniform(0.0, 1.0))
             landed = _kill(proc)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         if not landed:
             if proc.returncode != 0:
                 raise RuntimeError(f"polymodal index failed: {proc.stderr.read().decode()[-2000:]}")  # type: ignore
@@ -259,8 +268,7 @@ def chaos_reindex(lib_dir: Path, env: dict[str, str], kills: int, rng: random.Ra
     cmd = [sys.executable, "-m", "polymodal", "reindex", "--library", str(lib_dir), "--batch-size", str(BATCH)]
     for _ in range(kills):
         known = _tables(lib_dir)  # the library exists by now
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
+        with _running(cmd, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
             deadline = time.monotonic() + 300
             while proc.poll() is None and time.monotonic() < deadline:
                 if _tables(lib_dir) - known:
@@ -268,10 +276,6 @@ def chaos_reindex(lib_dir: Path, env: dict[str, str], kills: int, rng: random.Ra
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 1.0))
             landed = _kill(proc)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         if landed:
             result.reindex_kills += 1
             log(f"reindex kill {result.reindex_kills}")
@@ -309,8 +313,7 @@ def chaos_ann(folder: Path, lib_dir: Path, env: dict[str, str], kills: int, rng:
         table = lib.store.items_table()
         for idx in table.list_indices():
             table.drop_index(idx.name)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with _running(cmd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "BUILD":  # blocks until the build starts (or the child ends)
                 raise RuntimeError(f"the ANN child never started its build: {proc.stderr.read()[-2000:]}")  # type: ignore
@@ -324,10 +327,6 @@ def chaos_ann(folder: Path, lib_dir: Path, env: dict[str, str], kills: int, rng:
             time.sleep(rng.uniform(0.0, build_time))
             landed = _kill(proc)
             inside = landed and "BUILT" not in proc.stdout.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         if inside:
             result.ann_kills += 1
             log(f"ANN build kill {result.ann_kills}")
