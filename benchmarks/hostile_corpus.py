@@ -186,24 +186,32 @@ def _flat_png(width: int, height: int) -> bytes:
             + _png_chunk(b"IEND", b""))
 
 
+def encode_video(fmt: str, codec: str, *, rate: int, size: tuple[int, int], frames: int, step: int) -> bytes:
+    """A small real video made in memory with PyAV: ``frames`` flat grey frames of ``size`` (width, height),
+    each ``step`` levels brighter than the one before (benchmarks/fuzz_ingest.py seeds its corpus with these)."""
+    import av
+    import numpy as np
+
+    width, height = size
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), i * step, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():  # flush the frames the encoder still holds
+            out.mux(packet)
+    return buf.getvalue()
+
+
 def _real_video() -> bytes | None:
     """A short real MP4 (PyAV), to truncate; None without PyAV."""
     try:
-        import av
-        import numpy as np
+        return encode_video("mp4", "mpeg4", rate=10, size=(64, 48), frames=20, step=10)
     except ImportError:
         return None
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(20):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buf.getvalue()
 
 
 def _wav_header(frames: int) -> bytes:
