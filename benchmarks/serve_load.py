@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_md import write_section
 
 QUERIES = [
     "a cat on a sofa", "sunset over the sea", "a red car", "mountains with snow", "a birthday cake", "a dog running",
@@ -33,7 +34,6 @@ QUERIES = [
     "a bowl of fruit", "a train station", "fireworks", "a forest path in autumn", "a snowy street", "a boat",
     "a portrait of a woman", "a concert crowd", "a bridge over a river", "a waterfall", "a laptop on a desk",
 ]
-MARK_START, MARK_END = "<!-- serve_load:start -->", "<!-- serve_load:end -->"
 
 
 def build_library(root: Path, n: int) -> None:
@@ -138,17 +138,6 @@ def _rate(value: float | None) -> str:
     return f"{value:g} req/s" if value is not None else "none of the rates tried"
 
 
-def write_results(path: Path, text: str) -> None:
-    body = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{MARK_START}\n{text.rstrip()}\n{MARK_END}"
-    if MARK_START in body and MARK_END in body:
-        head, rest = body.split(MARK_START, 1)
-        body = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        body = body.rstrip() + "\n\n" + section + "\n"
-    path.write_text(body)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=100_000)
@@ -231,7 +220,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.write:
-        write_results(Path(__file__).parent / "RESULTS.md", "\n".join(lines))
+        write_section(Path(__file__).parent / "RESULTS.md", "serve_load", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_md import write_section
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "speech"
 sys.path.insert(0, str(HERE.parent / "tests"))  # speech_media: espeak-ng and PyAV encoding helpers
-
-MARK_START, MARK_END = "<!-- speech_speed:start -->", "<!-- speech_speed:end -->"
 
 SENTENCES = [
     "The bus is late again this morning.",
@@ -198,17 +197,6 @@ def _version(dist: str) -> str:
     return version(dist)
 
 
-def write_results(path: Path, text: str) -> None:
-    body = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{MARK_START}\n{text}\n{MARK_END}"
-    if MARK_START in body and MARK_END in body:
-        head, rest = body.split(MARK_START, 1)
-        body = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(body)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -217,7 +205,7 @@ def main() -> None:
     lines = run(args.minutes)
     print("\n".join(lines))
     if args.write:
-        write_results(HERE / "RESULTS.md", "\n".join(lines))
+        write_section(HERE / "RESULTS.md", "speech_speed", "\n".join(lines))
 
 
 if __name__ == "__main__":
