@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from server_helpers import LiveServer
+from server_helpers import LiveServer, app_for
 
 sys.path.insert(0, str(Path(__file__).parent))  # server_helpers
 PHOTOS = ("cat", "coffee", "rocket", "motorbike", "flower", "horse")
@@ -54,14 +54,12 @@ def served_library(tmp_path_factory, photos, lite):
 
 @pytest.fixture(scope="session")
 def app(served_library):
-    from polymodal.server import ServerConfig, create_app
-
-    lib, _ = served_library
-    return create_app(ServerConfig(library=lib.root), library=lib)
+    return app_for(served_library[0])
 
 
 @pytest.fixture
 def client(app):
+    """A TestClient of ``app``: the served library's, or the app a test module defines in its place."""
     from fastapi.testclient import TestClient
 
     with TestClient(app, base_url="http://127.0.0.1:8000") as c:

@@ -7,6 +7,13 @@ from pathlib import Path
 TOKEN = "test-token-0123456789abcdef"
 
 
+def app_for(lib):
+    """The app `polymodal serve` makes over an open library."""
+    from polymodal.server import ServerConfig, create_app
+
+    return create_app(ServerConfig(library=lib.root), library=lib)
+
+
 def ids_by_name(client) -> dict[str, str]:
     """Item ids of the served library by photo name (cat, coffee, ...)."""
     hits = client.get("/api/search", params={"q": "a photo", "k": 100}).json()["hits"]

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from playwright.sync_api import expect
+from server_helpers import LiveServer, app_for
 
 from media_factory import Scene, make_video, photo
 
@@ -33,28 +34,18 @@ def video_library(tmp_path_factory, lite):
 
 
 @pytest.fixture(scope="module")
-def video_app(video_library):
-    from polymodal.server import ServerConfig, create_app
-
-    lib, _ = video_library
-    return create_app(ServerConfig(library=lib.root), library=lib)
+def app(video_library):
+    """In place of conftest's app (the photos' library) for this module: `client` is then the video library's."""
+    return app_for(video_library[0])
 
 
-@pytest.fixture
-def vclient(video_app):
-    from fastapi.testclient import TestClient
-
-    with TestClient(video_app, base_url="http://127.0.0.1:8000") as c:
-        yield c
-
-
-def test_moments_in_search_hits_are_the_cli_hits(vclient, video_library, capsys):
+def test_moments_in_search_hits_are_the_cli_hits(client, video_library, capsys):
     import json
 
     from polymodal.cli import main
 
     lib, _ = video_library
-    served = vclient.get("/api/search", params={"q": "a cup of coffee", "k": 4}).json()["hits"]
+    served = client.get("/api/search", params={"q": "a cup of coffee", "k": 4}).json()["hits"]
     assert main(["search", "a cup of coffee", "-k", "4", "--json", "--library", str(lib.root)]) == 0
     cli = json.loads(capsys.readouterr().out)
     assert [h["id"] for h in served] == [h["id"] for h in cli]
@@ -66,29 +57,27 @@ def test_moments_in_search_hits_are_the_cli_hits(vclient, video_library, capsys)
     assert abs(top["start"] - CUTS[0]) <= 1.0 and abs(top["end"] - CUTS[1]) <= 1.0, top
     assert top["segment"]
     # the same through the form (POST) endpoint and with the fusion/modality options
-    form = vclient.post("/api/search", data={"q": "a cup of coffee", "k": "4", "modality": "visual"}).json()["hits"]
+    form = client.post("/api/search", data={"q": "a cup of coffee", "k": "4", "modality": "visual"}).json()["hits"]
     assert form[0]["id"] == top["id"] and form[0]["start"] == pytest.approx(top["start"])
-    assert vclient.get("/api/search", params={"q": "x", "fusion": "max"}).status_code == 400
+    assert client.get("/api/search", params={"q": "x", "fusion": "max"}).status_code == 400
 
 
-def test_segment_thumbnail_and_the_video_in_ranges(vclient, video_library):
+def test_segment_thumbnail_and_the_video_in_ranges(client, video_library):
     lib, folder = video_library
-    top = vclient.get("/api/search", params={"q": "a cup of coffee", "k": 1}).json()["hits"][0]
-    thumb = vclient.get(f"/api/items/{top['id']}/segments/{top['segment']}/thumbnail")
+    top = client.get("/api/search", params={"q": "a cup of coffee", "k": 1}).json()["hits"][0]
+    thumb = client.get(f"/api/items/{top['id']}/segments/{top['segment']}/thumbnail")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
     assert thumb.content == lib.segment_thumbnail(top["id"], top["segment"])
     assert thumb.content[:4] == b"RIFF" and thumb.content[8:12] == b"WEBP"
     data = (folder / "scenes.mp4").read_bytes()
-    part = vclient.get(f"/api/items/{top['id']}/original", headers={"Range": "bytes=0-1023"})
+    part = client.get(f"/api/items/{top['id']}/original", headers={"Range": "bytes=0-1023"})
     assert part.status_code == 206 and part.headers["content-type"] == "video/mp4" and part.content == data[:1024]
     assert part.headers["content-range"] == f"bytes 0-1023/{len(data)}"
 
 
 @pytest.fixture(scope="module")
-def vlive(video_app):
-    from server_helpers import LiveServer
-
-    with LiveServer(video_app) as server:
+def vlive(app):
+    with LiveServer(app) as server:
         yield server
 
 
