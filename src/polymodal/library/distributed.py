@@ -19,6 +19,7 @@ rounding (the batches fed to the model differ).
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import warnings
@@ -84,6 +85,13 @@ def _ray() -> Any:
         import ray
     except ImportError:
         raise MissingDependencyError("ray", "--ray (pip install 'polymodal[ray]')") from None
+    # Ray Data starts a daemon thread in this process that polls cluster metrics every 10 s for as long as the
+    # process lives, and logs each failed query (every one, without Prometheus or after the job) with its
+    # traceback at DEBUG, the level Ray Data's own file log records. Formatting a traceback parses source
+    # with ``ast``, whose recursion-depth state is shared by all threads on CPython 3.11: a parse in that
+    # thread while this one parses (the ONNX export does) fails one of them with "AST constructor recursion
+    # depth mismatch" (python/cpython#106905). Those tracebacks say nothing a user needs.
+    logging.getLogger("ray.data._internal.usage").setLevel(logging.INFO)
     return ray
 
 
