@@ -13,18 +13,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="verify a library's tables, links, embeddings and thumbnails",
                        description="Read every table of a library and check its invariants: each files row points "
                        "to an item that lists it, each item has a unit embedding of the model's width and a "
-                       "thumbnail that decodes. Exit status 0 when nothing is broken, 1 when `polymodal repair` "
-                       "is needed. Never writes.")
+                       "thumbnail that decodes, each video or audio item has its media row and segments with "
+                       "unit embeddings, sane times and thumbnails, and each segment belongs to such an item. "
+                       "Exit status 0 when nothing is broken, 1 when `polymodal repair` is needed. Never writes.")
     add_library_option(p)
     p.add_argument("--quick", action="store_true", help="skip decoding the thumbnails")
     p.add_argument("--files", action="store_true", help="also re-hash every indexed file on disk")
-    p.add_argument("--json", action="store_true", help='print {"ok", "items", "files", "findings": [...]}')
+    p.add_argument("--json", action="store_true", help='print {"ok", "items", "files", "segments", "findings": [...]}')
     p.set_defaults(func=run_check)
 
     p = sub.add_parser("repair", help="rebuild what `polymodal check` finds broken",
                        description="Roll unreadable tables back to their newest readable version, drop tables "
-                       "left by an interrupted reindex, rebuild bad embeddings and thumbnails from the files, and "
-                       "index again paths whose rows point nowhere. Good items are never removed or re-embedded.")
+                       "left by an interrupted reindex, rebuild bad embeddings and thumbnails from the files, "
+                       "index again paths whose rows point nowhere and videos or audio whose segments are broken, "
+                       "and drop segments of items not in the library. Good items are never removed or "
+                       "re-embedded.")
     add_library_option(p)
     p.add_argument("--json", action="store_true", help="print what was done and the check after it")
     p.set_defaults(func=run_repair)
@@ -34,6 +37,10 @@ def _open(args: argparse.Namespace) -> Any:
     from polymodal.library import Library
 
     return Library.open(args.library, create=False)
+
+
+def _counts(report: Any) -> str:
+    return f"{report.path}: {report.items} items, {report.files} files, {report.segments} segments"
 
 
 def _print_findings(report: Any) -> None:
@@ -50,7 +57,7 @@ def run_check(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
     else:
         state = "ok" if report.ok else f"{len(report.errors)} problem(s); run `polymodal repair`"
-        print(f"{report.path}: {report.items} items, {report.files} files: {state}")
+        print(f"{_counts(report)}: {state}")
         _print_findings(report)
     return 0 if report.ok else 1
 
@@ -69,7 +76,9 @@ def run_repair(args: argparse.Namespace) -> int:
         print(f"dropped stale table {name}")
     print(f"rebuilt {out.reembedded} item(s) from their files, indexed {out.reindexed} path(s) again, "
           f"lost {len(out.lost)} item(s) with no file left")
+    if out.orphans_dropped:
+        print(f"dropped the segments of {out.orphans_dropped} item(s) not in the library")
     state = "ok" if out.after.ok else f"{len(out.after.errors)} problem(s) remain"
-    print(f"{out.after.path}: {out.after.items} items, {out.after.files} files: {state}")
+    print(f"{_counts(out.after)}: {state}")
     _print_findings(out.after)
     return 0 if out.after.ok else 1

@@ -12,6 +12,8 @@ What can go wrong, and why (docs/reliability.md):
 - A reindex killed between its switch and its clean-up leaves the old items table behind (*stale*).
 - Anything else (a vector of the wrong width, a thumbnail that does not decode, a ``files`` row naming an
   item that does not exist) is an *error*: ``repair`` re-reads the files and rebuilds it.
+
+The ``segments`` and ``media`` tables of video and audio items are checked by ``check_media``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.library import scancache
+from polymodal.library import scancache, segments
 from polymodal.library.schema import DB_DIR, FILES, ITEMS, JOBS, files_schema, items_schema, jobs_schema
+from polymodal.library.segments import MEDIA, SEGMENTS_PREFIX, media_schema, segments_schema
 from polymodal.library.store import Store, write_lock
 
 ERROR, PENDING, STALE = "error", "pending", "stale"
-#: findings that compare ``files`` with ``items`` (two tables, so two versions read at different instants)
-_LINK_KINDS = frozenset({"dangling_file", "duplicate_file", "shared_path"})
+#: findings that compare two tables (read at one version each, so at different instants): ``files`` with
+#: ``items``, and ``segments`` and ``media`` with ``items``
+_LINK_KINDS = frozenset({"dangling_file", "duplicate_file", "shared_path", "orphan_segment", "orphan_media",
+                         "missing_segments", "missing_media"})
+#: findings inside a video or audio item's segments or media row (the subject is the item, or one of its
+#: segments as ``<item id>:<segment id>``): repair indexes the item's file again
+_MEDIA_KINDS = frozenset({"bad_segment_vector", "bad_segment_time", "bad_segment_thumbnail", "duplicate_segment",
+                          "segment_gap", "missing_segments", "missing_media"})
 #: where repair moves versions and tables it cannot read, inside the library directory (never deleted)
 QUARANTINE = "quarantine"
 _CHUNK = 500
@@ -54,6 +63,7 @@ class CheckReport:
     path: str
     items: int = 0
     files: int = 0
+    segments: int = 0  # video moments and speech segments
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -70,7 +80,7 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "ok": self.ok, "items": self.items, "files": self.files,
-                "findings": [asdict(f) for f in self.findings]}
+                "segments": self.segments, "findings": [asdict(f) for f in self.findings]}
 
 
 @dataclass
@@ -80,7 +90,8 @@ class RepairReport:
     rolled_back: list[str] = field(default_factory=list)  # "files: 3 newest versions set aside"
     tables_dropped: list[str] = field(default_factory=list)
     reembedded: int = 0  # items whose vector or thumbnail was rebuilt from their file
-    reindexed: int = 0  # paths indexed again (rows that pointed nowhere, pending paths)
+    reindexed: int = 0  # paths indexed again (rows that pointed nowhere, pending paths, broken videos and audio)
+    orphans_dropped: int = 0  # items not in the library (or photos) whose segment or media rows were dropped
     lost: list[str] = field(default_factory=list)  # items removed: none of their files is left to rebuild them
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,18 +101,52 @@ class RepairReport:
 
 # -- reading a table whole ------------------------------------------------------------------------------------
 
-def _read_whole(store: Store, name: str) -> Any:
-    """Every row of a table (thumbnails in chunks), so every data file of its newest version is read once."""
+@dataclass
+class _Whole:
+    data: Any  # every column but ``thumbnail``, which becomes ``has_thumbnail`` (a non-empty one is stored)
+    bad_thumbnails: dict[str, str] = field(default_factory=dict)  # row key -> why its thumbnail does not decode
+
+
+def _read_whole(store: Store, name: str, decode: bool = False) -> _Whole | None:
+    """Every row of a table, in one scan of its newest version, so every data file of it is read once.
+
+    A table with thumbnails is streamed ``_CHUNK`` rows at a time, so its thumbnails are never all in memory;
+    with ``decode`` each stored one is decoded on the way, its row named by ``key`` where the table has one
+    (segments), else by ``id``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     table = store.table(name)
     if table is None:
         return None
-    columns = [c for c in table.schema.names if c != "thumbnail"]
-    data = store.scan(table, columns)
-    if "thumbnail" in table.schema.names:
-        ids = data.column("id").to_pylist()
-        for start in range(0, len(ids), _CHUNK):
-            store.items_by("id", ids[start: start + _CHUNK], ["id", "thumbnail"])
-    return data
+    if "thumbnail" not in table.schema.names:
+        return _Whole(store.scan(table))
+    reader = table.search().limit(None).to_batches(_CHUNK)
+    at = reader.schema.get_field_index("thumbnail")
+    schema = reader.schema.set(at, pa.field("has_thumbnail", pa.bool_()))
+    key = "key" if "key" in reader.schema.names else "id"
+    parts: list[Any] = []
+    bad: dict[str, str] = {}
+    for batch in reader:
+        thumbs = batch.column(at)
+        if decode:
+            for k, data in zip(batch.column(key).to_pylist(), thumbs.to_pylist()):
+                why = _thumbnail_problem(data) if data else None
+                if why:
+                    bad[k] = why
+        stored = pc.greater(pc.fill_null(pc.binary_length(thumbs), 0), 0)
+        parts.append(batch.set_column(at, schema.field(at), stored))
+    return _Whole(pa.Table.from_batches(parts, schema=schema), bad)
+
+
+def _data(whole: _Whole | None) -> Any:
+    return None if whole is None else whole.data
+
+
+def _paired_table(name: str) -> bool:
+    """An items table or a segments table (a reindex builds ``items_<tag>`` and ``segments_<tag>``)."""
+    return any(name == prefix or name.startswith(f"{prefix}_") for prefix in (ITEMS, SEGMENTS_PREFIX))
 
 
 def _fresh(store: Store) -> Store:
@@ -134,41 +179,51 @@ def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool =
     writer runs (``writer``; probed from the lock when None), a ``files`` row and its item may be read on
     either side of a commit, so problems between the tables are reported as pending, not as errors.
     """
+    from polymodal.library.check_media import check_segments  # (it builds on this module's findings)
+
     report = CheckReport(str(store.root))
     if writer is None:
         writer = writer_running(store.root)
     names = store._table_names()
-    tables: dict[str, Any] = {}
+    items_name, seg_name = store.meta.items_table, segments.segments_table_name(store)
+    tables: dict[str, _Whole | None] = {}
     # ``files`` before ``items``: a writer commits a batch's items before its files, so items read after the
-    # files cover every row read, even while an indexer runs (the other order sees rows of a newer batch)
-    for name in (FILES, store.meta.items_table, JOBS):
+    # files cover every row read, even while an indexer runs (the other order sees rows of a newer batch).
+    # ``segments`` and ``media`` after ``items``: an item's segments and media row are committed before the
+    # item, so those read after cover every item read (rows of a newer item read as orphans until it lands).
+    for name in (FILES, items_name, seg_name, MEDIA, JOBS):
         if name not in names:
-            if name == store.meta.items_table and store.meta.dim:
+            if name == items_name and store.meta.dim:
                 # A first batch killed before its items commit leaves no table; with files rows it is an error.
                 tables[name] = None
             continue
         try:
-            tables[name] = _read_whole(_fresh(store), name)
+            tables[name] = _read_whole(_fresh(store), name, decode=thumbnails and name in (items_name, seg_name))
         except Exception as exc:  # noqa: BLE001 - any failure to read is what check reports
             report.add(ERROR, "unreadable_table", name, f"cannot read table {name!r}: {_short(exc)}")
     for name in sorted(names):
-        if (name == ITEMS or name.startswith(f"{ITEMS}_")) and name != store.meta.items_table:
+        if _paired_table(name) and name not in (items_name, seg_name):
             report.add(STALE, "stale_table", name, "left by an interrupted reindex; repair (or the next reindex) "
                        "drops it")
-    items = tables.get(store.meta.items_table)
-    files = tables.get(FILES)
-    if items is not None:
-        report.items = items.num_rows
-        _check_items(store, items, report, thumbnails)
+    whole_items, segs = tables.get(items_name), tables.get(seg_name)
+    items, files = _data(whole_items), _data(tables.get(FILES))
+    if whole_items is not None:
+        report.items = whole_items.data.num_rows
+        _check_items(store, whole_items, report, thumbnails)
     if files is not None:
         report.files = files.num_rows
+    if segs is not None:
+        report.segments = segs.data.num_rows
     readable = not any(f.kind == "unreadable_table" for f in report.findings)
     if files is not None and readable:
         _check_links(items, files, report)
-        if writer:
-            report.findings = [
-                Finding(PENDING, f.kind, f.subject, f"{f.reason} (a writer is running: it may be mid-commit)")
-                if f.kind in _LINK_KINDS and f.severity == ERROR else f for f in report.findings]
+    if readable:
+        check_segments(items, _data(segs), _data(tables.get(MEDIA)), segs.bad_thumbnails if segs else {},
+                       store.meta.dim or 0, report)
+    if writer:
+        report.findings = [
+            Finding(PENDING, f.kind, f.subject, f"{f.reason} (a writer is running: it may be mid-commit)")
+            if f.kind in _LINK_KINDS and f.severity == ERROR else f for f in report.findings]
     if files is not None and verify_files:
         _check_sources(files, items, report)
     if files is not None:
@@ -176,7 +231,8 @@ def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool =
     return report
 
 
-def _check_items(store: Store, items: Any, report: CheckReport, thumbnails: bool) -> None:
+def _check_items(store: Store, whole: _Whole, report: CheckReport, thumbnails: bool) -> None:
+    items = whole.data
     dim = store.meta.dim or 0
     ids = items.column("id").to_pylist()
     for iid, n in Counter(ids).items():
@@ -197,12 +253,12 @@ def _check_items(store: Store, items: Any, report: CheckReport, thumbnails: bool
     for iid, reason in _vector_problems(items.column("vector").combine_chunks(), ids, dim):
         report.add(ERROR, "bad_vector", iid, f"item {iid}: {reason}")
     if thumbnails:
-        for start in range(0, len(ids), _CHUNK):
-            rows = store.items_by("id", ids[start: start + _CHUNK], ["id", "thumbnail"])
-            for iid, thumb in zip(rows.column("id").to_pylist(), rows.column("thumbnail").to_pylist()):
-                why = _thumbnail_problem(thumb)
-                if why:
-                    report.add(ERROR, "bad_thumbnail", iid, f"item {iid}: {why}")
+        kinds = items.column("kind").to_pylist()
+        for iid, kind, stored in zip(ids, kinds, items.column("has_thumbnail").to_pylist()):
+            # (an audio file has no picture to show: its item is stored without a thumbnail)
+            why = whole.bad_thumbnails.get(iid) if stored else None if kind == "audio" else "no thumbnail"
+            if why:
+                report.add(ERROR, "bad_thumbnail", iid, f"item {iid}: {why}")
 
 
 def _vector_problems(col: Any, ids: list[str], dim: int) -> list[tuple[str, str]]:
@@ -317,9 +373,11 @@ def repair_library(library: Any, *, progress: RepairProgress | None = None) -> R
     """Fix everything ``check`` reports as an error or stale, rebuilding from the source files.
 
     Order: tables that do not read are rolled back to their newest readable version; stale tables are dropped;
-    items whose vector or thumbnail is bad are rebuilt from a file that still holds their bytes (removed only
-    when none does); ``files`` rows that point nowhere are dropped and those paths, with any pending ones,
-    indexed again. A good item is never removed or re-embedded.
+    photos whose vector or thumbnail is bad are rebuilt from a file that still holds their bytes (removed only
+    when none does); ``files`` rows that point nowhere are dropped and those paths, with any pending ones and
+    the files of broken videos and audio (a bad vector, thumbnail, segment or media row), indexed again;
+    segment and media rows of items that are not in the library are dropped. A good item is never removed or
+    re-embedded.
     """
     say = progress or (lambda _msg: None)
     store: Store = library.store
@@ -337,13 +395,16 @@ def repair_library(library: Any, *, progress: RepairProgress | None = None) -> R
                 store.drop(f.subject)
                 out.tables_dropped.append(f.subject)
         mid = check_library(store, thumbnails=True, writer=False)
-        rebuild = sorted({f.subject for f in mid.findings if f.kind in ("bad_vector", "bad_thumbnail", "bad_hash",
-                                                                         "duplicate_item", "no_path")})
+        rebuild = {f.subject for f in mid.findings if f.kind in ("bad_vector", "bad_thumbnail", "bad_hash",
+                                                                 "duplicate_item", "no_path")}
+        rebuild |= {f.subject.partition(":")[0] for f in mid.findings if f.kind in _MEDIA_KINDS}
+        media_ids: list[str] = []
         media_paths: set[str] = set()
         if rebuild:
             # Videos and audio are rebuilt by indexing their files again (segments, transcript and all);
             # photos in place, from their bytes.
-            kinds = store.items_by("id", rebuild, ["id", "kind", "paths"]).to_pylist()
+            kinds = store.items_by("id", sorted(rebuild), ["id", "kind", "paths"]).to_pylist()
+            media_ids = sorted({r["id"] for r in kinds if r["kind"] != "image"})
             media_paths = {p for r in kinds if r["kind"] != "image" for p in r["paths"] or []}
             photos = [r["id"] for r in kinds if r["kind"] == "image"]
             say(f"rebuilding {len(rebuild)} items from their files")
@@ -356,6 +417,12 @@ def repair_library(library: Any, *, progress: RepairProgress | None = None) -> R
         if forget or pending:
             say(f"indexing {len(forget | pending)} paths again")
             out.reindexed = _reindex_paths(library, store, forget, pending)
+        if media_ids:
+            back = set(store.items_by("id", media_ids, ["id"]).column("id").to_pylist())
+            out.lost.extend(i for i in media_ids if i not in back)
+        # Rows left by a run killed between an item's segments and the item, and those of the videos and audio
+        # just lost (indexing again removed them, not their segments)
+        out.orphans_dropped = segments.prune_orphans(store)
         store.sync()
     out.after = check_library(store)
     return out
@@ -398,17 +465,29 @@ def _roll_back(store: Store, name: str) -> str:
             hint.unlink()  # it names the version just set aside
         moved += 1
     # Nothing readable is left: set the whole table aside and start it empty. Items are rebuilt from the
-    # files (their rows now point nowhere); a lost files table only makes the next index re-hash everything.
+    # files (their rows now point nowhere), segments and media rows from the video and audio files (their
+    # items now lack them); a lost files table only makes the next index re-hash everything.
     aside.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(table_dir), aside)
-    fresh = _fresh(store)
-    if name == FILES:
-        fresh._db.create_table(FILES, schema=files_schema())
-    elif name == JOBS:
-        fresh._db.create_table(JOBS, schema=jobs_schema())
-    elif store.meta.dim:
-        fresh._db.create_table(name, schema=items_schema(store.meta.dim))
+    schema = _empty_schema(store, name)
+    if schema is not None:
+        _fresh(store)._db.create_table(name, schema=schema)
     return f"{name}: no readable version; the table was set aside under {aside} and started empty"
+
+
+def _empty_schema(store: Store, name: str) -> Any | None:
+    """What a table set aside starts again with (None: the library has no model, so no vector width, yet)."""
+    if name == FILES:
+        return files_schema()
+    if name == JOBS:
+        return jobs_schema()
+    if name == MEDIA:
+        return media_schema()
+    if not store.meta.dim:
+        return None
+    if name.startswith(SEGMENTS_PREFIX):
+        return segments_schema(store.meta.dim)
+    return items_schema(store.meta.dim, store.meta.vector_type)
 
 
 def _rebuild_items(library: Any, store: Store, ids: list[str], out: RepairReport) -> None:
@@ -504,5 +583,7 @@ def _reindex_paths(library: Any, store: Store, forget: set[str], pending: set[st
             continue  # gone: nothing to index, and nothing of it is left in the library
         found.append(FoundFile(path, rawp, st.st_size, st.st_mtime_ns))
     if found:
-        Indexer(store, library.encoder).run([], ScanResult(files=found), prune=False)
+        indexer = Indexer(store, library.encoder)
+        indexer.media_options = library.media_options  # videos and audio indexed as their library's owner asks
+        indexer.run([], ScanResult(files=found), prune=False)
     return len(found)

@@ -192,18 +192,18 @@ def media_info(store: Store, item_id: str) -> dict[str, Any] | None:
 
 
 def prune_orphans(store: Store) -> int:
-    """Delete segments and media rows of items the library no longer holds; how many items they belonged to."""
-    table = segments_table(store)
-    if table is None or store.items() is None:
+    """Delete segments and media rows of items the library no longer holds as a video or audio; how many items
+    they belonged to (``check`` calls such rows orphans)."""
+    # Both tables are looked at: an audio file without speech has a media row and no segment.
+    tables = [t for t in (segments_table(store), media_table(store)) if t is not None]
+    if not tables:
         return 0
-    seg_items = set(store.scan(table, ["item_id"]).column("item_id").to_pylist())
-    if not seg_items:
+    owners = {i for t in tables for i in store.scan(t, ["item_id"]).column("item_id").to_pylist()}
+    if not owners:
         return 0
-    kept = store.items_by("id", sorted(seg_items), ["id"]).column("id").to_pylist()
-    gone = sorted(seg_items - set(kept))
+    kept = store.items_by("id", sorted(owners), ["id", "kind"]).to_pylist()
+    gone = sorted(owners - {r["id"] for r in kept if r["kind"] != "image"})
     if gone:
-        store.delete(table, "item_id", gone)
-        mt = media_table(store)
-        if mt is not None:
-            store.delete(mt, "item_id", gone)
+        for t in tables:
+            store.delete(t, "item_id", gone)
     return len(gone)
