@@ -45,5 +45,7 @@ def test_reindex_and_ann_build_survive_random_kills(tmp_path, lite_encoder, user
     result = run_chaos(tmp_path, files=60, kills=0, reindex_kills=1, ann_kills=1, seed=os.getpid(),
                        thumbnails=False, clean=_clean(lite_encoder), log=lambda _m: None)
     assert result.reindex_kills == 1 and result.ann_kills == 1, result.notes
-    assert result.checks_after_kills == 2
+    # Every round is checked after its kill (a failed check raises), including rounds whose kill came after
+    # the work had finished, which do not count as kills: so at least one check per kill, more by timing.
+    assert result.checks_after_kills >= 2
     assert result.max_vector_diff <= 1e-4
