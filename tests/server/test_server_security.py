@@ -233,9 +233,12 @@ def test_decompression_bomb_is_refused_from_the_header(client):
 @pytest.mark.parametrize("payload", [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, b"<svg></svg>",
                                      b"\xff\xd8\xff\xe0" + b"JFIF" * 10])
 def test_malformed_uploads_are_400(client, photos, payload):
-    r = client.post("/api/search", files={"image": ("bad.png", payload, "image/png")})
+    good = ("cat.jpg", photos["cat"].read_bytes(), "image/jpeg")
+    r = client.post("/api/search", files=[("image", good), ("image", ("bad.png", payload, "image/png"))])
     assert r.status_code == 400, r.text
     assert r.json()["error"]["type"] == "invalid_request_error" and "Traceback" not in r.text
+    # names the upload refused (it said "cannot read image uploaded image")
+    assert r.json()["error"]["message"].startswith("cannot read image 'bad.png' (an upload)"), r.text
 
 
 def test_truncated_image_is_400(client, photos):
@@ -247,16 +250,24 @@ def test_truncated_image_is_400(client, photos):
 def test_malformed_requests_are_400(client):
     r = client.post("/api/search", content=b"--x\r\nnot multipart", headers={"Content-Type": "multipart/form-data"})
     assert 400 <= r.status_code < 500
-    r = client.post("/v1/embeddings", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    for path in ("/v1/embeddings", "/api/jobs"):
+        r = client.post(path, content=b"{not json", headers={"Content-Type": "application/json"})
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["type"] == "invalid_request_error", r.text
+        # said "1: JSON decode error" with param "1" (the character offset taken for a field name)
+        assert err["message"].startswith("the request body is not valid JSON") and err["param"] is None
     r = client.post("/api/jobs", json={"paths": "/etc"})
     assert r.status_code == 400
 
 
 def test_index_jobs_only_scan_allowed_roots(client, tmp_path):
-    for paths in (["/etc"], ["/"], [str(tmp_path)], ["../../.."]):
+    for paths in (["/etc"], ["/"], [str(tmp_path)], ["/tmp/../etc"]):
         r = client.post("/api/jobs", json={"paths": paths})
         assert r.status_code == 403, (paths, r.text)
+    # relative paths were resolved against the server's working folder, which a client neither sees nor chose
+    for paths in (["../../.."], ["photos"], ["~/Pictures"]):
+        r = client.post("/api/jobs", json={"paths": paths})
+        assert r.status_code == 400 and "not an absolute path" in r.json()["error"]["message"], (paths, r.text)
 
 
 def test_cors_is_off_unless_configured(client, served_library):

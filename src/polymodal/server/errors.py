@@ -63,6 +63,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            # its loc is ("body", character offset): not a parameter, and "1: JSON decode error" said nothing
+            reason = (first.get("ctx") or {}).get("error", "")
+            where = first.get("loc", ())[-1] if first.get("loc") else "?"
+            return error_response(400, f"the request body is not valid JSON ({reason or 'decode error'} at "
+                                  f"character {where})", "invalid_request_error", None, "invalid_json")
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "form")]
         param = ".".join(loc) or None
         msg = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid request"))

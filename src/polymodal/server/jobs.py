@@ -51,6 +51,10 @@ def allowed_paths(paths: list[str], roots: list[str]) -> list[str]:
     for p in paths:
         if not isinstance(p, str) or not p or "\x00" in p:
             raise InputError("each path must be a non-empty string")
+        if not os.path.isabs(p):
+            # it would be resolved against the server's working folder, which a client neither sees nor chose
+            raise InputError(f"{p[:200]!r} is not an absolute path; give the folder's full path on the server "
+                             f"(it may index under {', '.join(roots)})")
         real = os.path.realpath(p)
         if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
             raise AccessDeniedError(f"{p} is outside the folders this server may index")

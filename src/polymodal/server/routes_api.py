@@ -22,8 +22,10 @@ async def _images(service: Service, uploads: list[UploadFile]) -> list[bytes]:
     cfg = service.config
     out = []
     for up in uploads:
-        data = await read_upload(up, cfg.max_upload_bytes)
-        out.append(check_image(data, cfg.max_upload_bytes, cfg.max_upload_pixels))
+        # named by its file name: with several uploads, the user learns which one was refused
+        what = f"{(up.filename or 'unnamed')[:80]!r} (an upload)"
+        data = await read_upload(up, cfg.max_upload_bytes, what)
+        out.append(check_image(data, cfg.max_upload_bytes, cfg.max_upload_pixels, what))
     return out
 
 
@@ -38,8 +40,7 @@ def version(request: Request) -> dict[str, Any]:
 
     service = _service(request)
     return {"polymodal": __version__, "model": service.encoder.name, "dim": service.encoder.dim,
-            "generator": service.generator.name if service.generator is not None else None,
-            "video": False}
+            "generator": service.generator.name if service.generator is not None else None}
 
 
 @router.get("/api/status", tags=["library"], summary="What the library holds (as `polymodal status --json`)")

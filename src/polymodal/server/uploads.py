@@ -16,7 +16,7 @@ _DATA_URL = re.compile(r"^data:(image/[\w.+-]+)?(;[\w=.+-]+)*;base64,(.*)$", re.
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 
 
-async def read_upload(upload: Any, max_bytes: int, what: str = "image") -> bytes:
+async def read_upload(upload: Any, max_bytes: int, what: str = "the upload") -> bytes:
     """Read an UploadFile, refusing it as soon as it passes ``max_bytes`` (never the whole body in memory)."""
     chunks, total = [], 0
     while True:
@@ -29,7 +29,7 @@ async def read_upload(upload: Any, max_bytes: int, what: str = "image") -> bytes
         chunks.append(chunk)
     data = b"".join(chunks)
     if not data:
-        raise ImageDecodeError(f"uploaded {what}", "no data (0 bytes)")
+        raise ImageDecodeError(what, "no data (0 bytes)")
     return data
 
 
