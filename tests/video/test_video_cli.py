@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import CUTS, TRAIN
+from media_factory import make_audio
 from polymodal.cli import main
 from polymodal.errors import InputError
 from polymodal.eval.metrics import recall_at_iou, temporal_iou
@@ -48,6 +49,15 @@ def test_video_summarize_refuses_what_is_not_a_video(tmp_path: Path, capsys: pyt
     bad.write_bytes(b"nope" * 100)
     assert main(["video", "summarize", str(bad), "-m", "lite"]) == 4
     assert "cannot read media" in capsys.readouterr().err
+
+
+def test_video_summarize_of_an_audio_file_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          lite_encoder) -> None:
+    # The video decoder does not open WAV at all; "not a readable video file" would blame a good file.
+    memo = make_audio(tmp_path / "memo.wav", np.sin(np.linspace(0, 2000, 16000)).astype(np.float32) * 0.2)
+    assert main(["video", "summarize", str(memo), "-m", "lite"]) == 4
+    err = capsys.readouterr().err
+    assert "audio file" in err and "polymodal transcribe" in err and "not a readable" not in err
 
 
 @pytest.mark.timeout(300)

@@ -82,6 +82,32 @@ def test_video_without_sound_is_indexed_by_picture(tmp_path: Path, lite_encoder)
     assert hit.kind == "video" and hit.transcript is None and abs(hit.end - 2.0) <= 0.5
 
 
+def test_video_whose_speech_is_lost_is_indexed_with_a_warning(tmp_path: Path, lite_encoder,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    import numpy as np
+
+    import polymodal.speech
+    from polymodal.library import Library
+
+    def too_slow(path: str, **_: object) -> None:
+        raise MediaTimeoutError(path, 1.0, stage="transcribing")
+
+    monkeypatch.setattr(polymodal.speech, "transcribe", too_slow)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    tone = np.sin(np.linspace(0, 2000, 32000)).astype(np.float32) * 0.2
+    make_video(folder / "talk.mp4", [Scene("cat", 2)], fps=10, audio=tone)
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    with caplog.at_level("WARNING", logger="polymodal"):
+        report = lib.add([folder])
+    # Not a failure (the pictures are searchable), but not silent either: the speech is missing.
+    assert report.added == 1 and report.failed == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("talk.mp4" in m and "speech was not transcribed" in m and "transcribing took longer" in m
+               for m in warned), warned
+
+
 def test_broken_media_in_a_folder_are_failures_and_the_rest_is_indexed(tmp_path: Path, lite_encoder,
                                                                      scenes_video: Path) -> None:
     from polymodal.library import Library

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from polymodal.media.video import VIDEO_EXTENSIONS
 from polymodal.models.base import Encoder
 
 MEDIA_EXTENSIONS = frozenset(VIDEO_EXTENSIONS) | frozenset(AUDIO_EXTENSIONS)
+
+log = logging.getLogger(__name__)
 
 
 def media_kind(path: str | bytes) -> str | None:
@@ -146,8 +149,10 @@ def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaR
             except NoAudioError:
                 pass
             except MediaDecodeError as exc:
-                # The picture is indexed; a damaged or over-long sound track only loses the speech.
+                # The picture is indexed; a damaged or over-long sound track only loses the speech. The item
+                # is no failure, so say it here: else a search for its words finds nothing and nobody knows why.
                 media["speech_error"] = exc.reason
+                log.warning("%s: indexed by its pictures only, its speech was not transcribed: %s", path, exc.reason)
         visual = np.stack([r.vector for r in rows if r.kind == VISUAL])
         vector = _normalise(visual.mean(axis=0))
         best = int(np.argmax(visual @ vector))  # the most representative segment shows the item

@@ -55,12 +55,16 @@ def summarize(path: str | os.PathLike[str], encoder: Encoder, *, labels: Sequenc
               min_probability: float | None = None) -> VideoSummary:
     """Scenes of ``path`` with keyframes, transcript and tags. ``keyframes``: a folder to write JPEGs into."""
     from polymodal.library import tags as tagmod
-    from polymodal.library.media_ingest import _embed_frames
+    from polymodal.library.media_ingest import _embed_frames, media_kind
     from polymodal.media.video import analyse_video
     from polymodal.zeroshot import clean_labels, label_embeddings, probabilities
 
     if max_tags < 1:
         raise InputError(f"max_tags must be at least 1, got {max_tags}")
+    if media_kind(os.fspath(path)) == "audio":
+        # The video decoder does not open audio containers, and would only say "not a readable video file".
+        raise MediaDecodeError(os.fspath(path), "it is an audio file, with no pictures to cut into scenes; "
+                               "transcribe it instead (`polymodal transcribe`, polymodal.speech.transcribe)")
     names = clean_labels(list(labels or tagmod.DEFAULT_LABELS))
     floor = tagmod.MIN_PROBABILITY if min_probability is None else min_probability
     analysis = analyse_video(path, time_limit=time_limit)
