@@ -122,19 +122,31 @@ def browser():
         b.close()
 
 
-def test_cli_moments_through_the_server(vlive, video_library, capsys):
+def test_cli_moments_through_the_server(vlive, video_library, capsys, tmp_path):
+    import io
     import json
+    from pathlib import Path
+
+    from PIL import Image
 
     from polymodal.cli import main
 
     lib, _ = video_library
     out = []
-    for where in (["--library", str(lib.root)], ["--server", vlive.url]):
+    for name, where in (("local", ["--library", str(lib.root)]), ("remote", ["--server", vlive.url])):
         assert main(["search", "a cup of coffee", "--modality", "visual", "--fusion", "rrf", "-k", "3", "--json",
-                     *where]) == 0
+                     "--thumbnails", str(tmp_path / name), *where]) == 0
         out.append(json.loads(capsys.readouterr().out))
     local, remote = out
     assert [h["id"] for h in remote] == [h["id"] for h in local]
     assert [(h["start"], h["end"], h["segment"]) for h in remote] == [(h["start"], h["end"], h["segment"])
                                                                       for h in local]
     assert remote[0]["start"] is not None
+    # --thumbnails: a moment's is its segment's, a photo's its own, the same bytes whoever answers
+    assert {h["kind"] for h in local} == {"video", "image"}
+    for a, b in zip(local, remote):
+        data = Path(a["thumbnail"]).read_bytes()
+        assert Path(b["thumbnail"]).read_bytes() == data and Path(a["thumbnail"]).parent == tmp_path / "local"
+        want = lib.segment_thumbnail(a["id"], a["segment"]) if a["segment"] else lib.thumbnail(a["id"])
+        assert data == want
+        assert Image.open(io.BytesIO(data)).format == "WEBP"

@@ -31,6 +31,8 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-score", type=float, help="drop hits scoring below this cosine similarity")
     p.add_argument("--sort", choices=["score", "date"], default="score", help="order of the hits (default score)")
     p.add_argument("--json", action="store_true", help='print [{"id", "path", "score", "kind", ...}]')
+    p.add_argument("--thumbnails", metavar="DIR", help="write each hit's stored thumbnail (a video moment's: its "
+                   'segment\'s) to DIR as ID.webp or ID-SEGMENT.webp; --json then gives its path as "thumbnail"')
 
 
 def _query_options(p: argparse.ArgumentParser) -> None:
@@ -147,9 +149,39 @@ def _date(value: Any) -> str:
     return value.strftime("%Y-%m-%d") if value else ""
 
 
-def _print_hits(hits: list[Any], as_json: bool) -> None:
+def _save_thumbnails(hits: list[Any], folder: str, fetch: Any) -> list[str | None]:
+    """Each hit's thumbnail written into ``folder`` (its path), or None for a hit without one (audio)."""
+    from pathlib import Path
+
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[str | None] = []
+    for h in hits:
+        data = fetch(h)
+        if not data:
+            paths.append(None)
+            continue
+        # ids and segment ids are hex and [A-Za-z0-9_-] keys made by polymodal: safe as file names
+        target = out_dir / (f"{h.id}-{h.segment}.webp" if getattr(h, "segment", None) else f"{h.id}.webp")
+        target.write_bytes(data)
+        paths.append(str(target))
+    return paths
+
+
+def _local_thumbnail(lib: Any) -> Any:
+    return lambda h: lib.segment_thumbnail(h.id, h.segment) if h.segment else lib.thumbnail(h.id)
+
+
+def _print_hits(hits: list[Any], args: argparse.Namespace, fetch: Any) -> None:
+    """The hits as a table or JSON; with ``--thumbnails DIR`` their thumbnails are written first (``fetch``)."""
+    as_json = args.json
+    thumbs = _save_thumbnails(hits, args.thumbnails, fetch) if getattr(args, "thumbnails", None) else None
     if as_json:
-        print_json([h.to_dict() for h in hits])
+        rows = [h.to_dict() for h in hits]
+        if thumbs is not None:
+            for row, path in zip(rows, thumbs):
+                row["thumbnail"] = path
+        print_json(rows)
         return
     if not hits:
         print("no matches")
@@ -221,12 +253,12 @@ def run_search(args: argparse.Namespace) -> int:
     if remote is not None:
         from polymodal.cli import remote as via
 
-        _print_hits(via.search(remote, args), args.json)
+        _print_hits(via.search(remote, args), args, via.thumbnail_fetcher(remote))
         return 0
     lib = _open(args, model=args.model)
     hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
                       fusion=args.fusion, modality=args.modality, **_filters(args))
-    _print_hits(hits, args.json)
+    _print_hits(hits, args, _local_thumbnail(lib))
     return 0
 
 
@@ -235,10 +267,10 @@ def run_similar(args: argparse.Namespace) -> int:
     if remote is not None:
         from polymodal.cli import remote as via
 
-        _print_hits(via.similar(remote, args), args.json)
+        _print_hits(via.similar(remote, args), args, via.thumbnail_fetcher(remote))
         return 0
     lib = _open(args, model=args.model)
-    _print_hits(lib.similar(args.item, **_filters(args)), args.json)
+    _print_hits(lib.similar(args.item, **_filters(args)), args, _local_thumbnail(lib))
     return 0
 
 

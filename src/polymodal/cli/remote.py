@@ -89,3 +89,17 @@ def classify(client: Any, args: argparse.Namespace, labels: list[str]) -> list[A
         if not os.path.isfile(path):
             raise InputError(f"{path} is not an image file")
     return list(client.classify(args.images, labels, templates=args.templates, top=args.top))
+
+
+def thumbnail_fetcher(client: Any) -> Any:
+    """For ``--thumbnails``: a hit's thumbnail from the server, None when it has none (audio)."""
+    from polymodal.errors import NotFoundError
+
+    def fetch(hit: Hit) -> bytes | None:
+        try:
+            data: bytes = client.thumbnail(hit.id, hit.segment)
+        except NotFoundError:
+            return None
+        return data
+
+    return fetch

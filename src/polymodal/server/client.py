@@ -63,7 +63,7 @@ class ServerClient:
         self.timeout = timeout
 
     def _request(self, method: str, path: str, *, params: Sequence[tuple[str, Any]] = (), body: bytes | None = None,
-                 content_type: str | None = None) -> Any:
+                 content_type: str | None = None, raw: bool = False) -> Any:
         query = urllib.parse.urlencode([(k, v) for k, v in params if v is not None])
         req = urllib.request.Request(f"{self.url}{path}{'?' + query if query else ''}", data=body, method=method)
         if content_type:
@@ -72,7 +72,7 @@ class ServerClient:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+                return resp.read() if raw else json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read())["error"]["message"]
@@ -128,6 +128,14 @@ class ServerClient:
         return [Classification(os.fspath(i) if not isinstance(i, (bytes, bytearray)) else f"<{len(i)} bytes>",
                                [LabelScore(x["label"], float(x["score"])) for x in r["labels"]])
                 for i, r in zip(images, data["results"])]
+
+    def thumbnail(self, item_id: str, segment: str | None = None) -> bytes:
+        """The WebP thumbnail of an item, or of one of its video segments (a hit's ``segment``)."""
+        path = f"/api/items/{urllib.parse.quote(item_id, safe='')}"
+        if segment is not None:
+            path += f"/segments/{urllib.parse.quote(segment, safe='')}"
+        data: bytes = self._request("GET", path + "/thumbnail", raw=True)
+        return data
 
     def status(self) -> Status:
         return status_from_dict(self._request("GET", "/api/status"))
