@@ -215,6 +215,13 @@ class NoAudioError(MediaDecodeError):
         super().__init__(source, "it has no audio track")
 
 
+class NoVideoError(MediaDecodeError):
+    """A container (e.g. an .mp4 holding a podcast) that decodes but has no video track: it is audio."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, "it has no video track")
+
+
 class MediaTimeoutError(MediaDecodeError):
     """Decoding (or transcribing) a media file took longer than its time limit, and was stopped."""
 

@@ -54,10 +54,12 @@ def test_video_summarize_refuses_what_is_not_a_video(tmp_path: Path, capsys: pyt
 def test_video_summarize_of_an_audio_file_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                           lite_encoder) -> None:
     # The video decoder does not open WAV at all; "not a readable video file" would blame a good file.
-    memo = make_audio(tmp_path / "memo.wav", np.sin(np.linspace(0, 2000, 16000)).astype(np.float32) * 0.2)
-    assert main(["video", "summarize", str(memo), "-m", "lite"]) == 4
-    err = capsys.readouterr().err
-    assert "audio file" in err and "polymodal transcribe" in err and "not a readable" not in err
+    tone = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32) * 0.2
+    # ... and an .mp4 holding only sound opens, but has no picture either
+    for memo in (make_audio(tmp_path / "memo.wav", tone), make_audio(tmp_path / "memo.mp4", tone, codec="aac")):
+        assert main(["video", "summarize", str(memo), "-m", "lite"]) == 4
+        err = capsys.readouterr().err
+        assert "audio file" in err and "polymodal transcribe" in err and "not a readable" not in err
 
 
 @pytest.mark.timeout(300)

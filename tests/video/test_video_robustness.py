@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from media_factory import Scene, make_audio, make_video
-from polymodal.errors import MediaDecodeError, MediaTimeoutError
+from media_factory import Scene, espeak, make_audio, make_video
+from polymodal.errors import MediaDecodeError, MediaTimeoutError, NoVideoError
 from polymodal.media.video import analyse_video
 
 
@@ -45,8 +45,23 @@ def test_audio_only_file_has_no_video_track(tmp_path: Path) -> None:
     import numpy as np
 
     path = make_audio(tmp_path / "tone.m4a", np.sin(np.linspace(0, 2000, 16000)).astype(np.float32) * 0.2)
-    reason = _reason(path)
-    assert "no video track" in reason or "not a readable video file" in reason
+    with pytest.raises(NoVideoError, match="no video track"):
+        analyse_video(path)
+
+
+def test_mp4_holding_only_sound_is_indexed_as_audio(tmp_path: Path, lite_encoder) -> None:
+    from polymodal.library import Library
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    # a recording or podcast saved as .mp4: a video container, no picture
+    make_audio(folder / "podcast.mp4", espeak("The train to London leaves at nine."), codec="aac")
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    report = lib.add([folder])
+    assert report.added == 1 and report.failed == 0, report.failures
+    hit = lib.search("the train to London", k=1)[0]
+    assert hit.kind == "audio" and hit.path.endswith("podcast.mp4") and "london" in (hit.transcript or "").lower()
+    assert lib.media_info(hit.id)["shots"] == 0
 
 
 def test_playlists_and_other_protocols_are_not_followed(tmp_path: Path) -> None:

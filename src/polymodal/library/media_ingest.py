@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.errors import MediaDecodeError, NoAudioError
+from polymodal.errors import MediaDecodeError, NoAudioError, NoVideoError
 from polymodal.library.segments import SPEECH, VISUAL, SegmentRow
 from polymodal.media.audio import AUDIO_EXTENSIONS
 from polymodal.media.video import VIDEO_EXTENSIONS
@@ -134,9 +134,14 @@ def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaR
     kind = media_kind(raw)
     if kind is None:
         raise MediaDecodeError(path, "not a video or audio file name")
-    media: dict[str, Any] = {"kind": kind}
+    analysis = None
     if kind == "video":
-        analysis, rows = visual_segments(path, encoder, options)
+        try:
+            analysis, rows = visual_segments(path, encoder, options)
+        except NoVideoError:
+            kind = "audio"  # a video container holding only sound (a podcast or recording saved as .mp4)
+    media: dict[str, Any] = {"kind": kind}
+    if analysis is not None:
         info = analysis.info
         media.update(duration=info.duration, fps=info.fps, width=info.width, height=info.height, codec=info.codec,
                      audio_codec=info.audio_codec, container=info.container, rotation=info.rotation,

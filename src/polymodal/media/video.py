@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from polymodal.errors import NoVideoError
 from polymodal.media.sandbox import run_worker
 from polymodal.media.shots import (
     CUT_THRESHOLD,
@@ -123,8 +124,8 @@ def analyse_video(path: str | os.PathLike[str], *, max_segment: float = MAX_SEGM
                   time_limit: float | None = None) -> VideoAnalysis:
     """Metadata, shots, segments and sampled frames of the first video track of ``path``.
 
-    Raises MediaDecodeError naming the reason (no video track, corrupt, not media), MediaTimeoutError when
-    it runs past ``time_limit`` seconds (default DEFAULT_TIME_LIMIT).
+    Raises MediaDecodeError naming the reason (corrupt, not media), NoVideoError (a subclass) for a file with
+    no video track, MediaTimeoutError when it runs past ``time_limit`` seconds (default DEFAULT_TIME_LIMIT).
     """
     if max_segment <= 0 or frames_per_segment < 1:
         raise ValueError("max_segment must be positive and frames_per_segment at least 1")
@@ -141,7 +142,10 @@ def probe_video(path: str | os.PathLike[str], *, time_limit: float | None = 60.0
 def _run(
     path: str | os.PathLike[str], params: dict[str, Any], time_limit: float | None
 ) -> tuple[dict[str, Any], bytes]:
-    return run_worker("video", path, params, DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit))
+    header, payload = run_worker("video", path, params, DEFAULT_TIME_LIMIT if time_limit is None else float(time_limit))
+    if header.get("no_video"):
+        raise NoVideoError(os.fspath(path))
+    return header, payload
 
 
 def _analysis_from_wire(header: dict[str, Any], payload: bytes) -> VideoAnalysis:
@@ -308,7 +312,7 @@ def _analyse(abspath: str, params: dict[str, Any]) -> Any:
         return {"error": f"not a readable video file ({exc.strerror or exc})"}
     with container:
         if not container.streams.video:
-            return {"error": "it has no video track"}
+            return {"no_video": True}  # not an "error": the caller raises NoVideoError (the file may be audio)
         if container.streams.video[0].codec_context is None:
             # found by benchmarks/fuzz_ingest.py: a track whose codec FFmpeg has no decoder for
             return {"error": "no decoder for its video codec"}

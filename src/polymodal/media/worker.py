@@ -5,7 +5,8 @@ bytes; each kind's module says what its header holds and writes and reads both s
 
 - ``audio`` (``media.audio``): ``{"info": ...}`` then the samples as mono float32, or ``{"no_audio": true}``;
 - ``video`` (``media.video``): ``{"info": ...}`` for a probe; for an analysis also the cuts and segments,
-  each segment with its frames' times and byte lengths, then the JPEG frames one after another;
+  each segment with its frames' times and byte lengths, then the JPEG frames one after another; or
+  ``{"no_video": true}`` for a container without a video track (which may hold audio);
 - either: ``{"error": reason}`` and nothing after it, for media the decoder could not read.
 
 An exception that escapes ends the child with status 1 and its traceback on stderr, whose last line the

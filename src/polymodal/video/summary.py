@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.errors import InputError, MediaDecodeError, NoAudioError
+from polymodal.errors import InputError, MediaDecodeError, NoAudioError, NoVideoError
 from polymodal.models.base import Encoder
 
 
@@ -61,13 +61,17 @@ def summarize(path: str | os.PathLike[str], encoder: Encoder, *, labels: Sequenc
 
     if max_tags < 1:
         raise InputError(f"max_tags must be at least 1, got {max_tags}")
+    no_pictures = ("it is an audio file, with no pictures to cut into scenes; transcribe it instead "
+                   "(`polymodal transcribe`, polymodal.speech.transcribe)")
     if media_kind(os.fspath(path)) == "audio":
         # The video decoder does not open audio containers, and would only say "not a readable video file".
-        raise MediaDecodeError(os.fspath(path), "it is an audio file, with no pictures to cut into scenes; "
-                               "transcribe it instead (`polymodal transcribe`, polymodal.speech.transcribe)")
+        raise MediaDecodeError(os.fspath(path), no_pictures)
     names = clean_labels(list(labels or tagmod.DEFAULT_LABELS))
     floor = tagmod.MIN_PROBABILITY if min_probability is None else min_probability
-    analysis = analyse_video(path, time_limit=time_limit)
+    try:
+        analysis = analyse_video(path, time_limit=time_limit)
+    except NoVideoError:  # a video container (.mp4, .mkv) holding only sound
+        raise MediaDecodeError(os.fspath(path), no_pictures) from None
     info = analysis.info
     out = VideoSummary(os.fspath(path), info.duration, info.fps, info.width, info.height, info.codec, info.rotation,
                        info.has_audio)
