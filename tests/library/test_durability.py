@@ -76,6 +76,23 @@ def _wait_for_files(lib_dir: Path, proc: subprocess.Popen, at_least: int, timeou
     raise AssertionError("the indexer made no progress")
 
 
+def test_ctrl_c_mid_index_records_what_was_committed(tmp_path, lite_encoder):
+    folder = tmp_path / "imgs"
+    noise_images(folder, 20)
+    lib = Library.open(tmp_path / "lib", model=lite_encoder, batch_size=8)
+
+    def progress(done: int, total: int) -> None:
+        if done >= 8:
+            raise KeyboardInterrupt  # Ctrl-C after the first batch is committed
+
+    with pytest.raises(KeyboardInterrupt):
+        lib.add([folder], progress=progress)
+    job = lib.status().last_job
+    # The job's counts say what it left in the library, not "added 0" beside 8 items.
+    assert (job.state, job.counts["added"], lib.status().items) == ("interrupted", 8, 8)
+    assert lib.add([folder]).skipped == 8
+
+
 # A subprocess loading the model on a CPU shared with other jobs can take a while: allow more than the default.
 @pytest.mark.timeout(300)
 def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, lite_encoder):

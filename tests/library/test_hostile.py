@@ -103,6 +103,19 @@ def test_failures_are_not_retried_until_the_file_changes(tmp_path, hostile_dir, 
     assert "notes.jpg" not in {Path(f.path).name for f in lib.failures()}
 
 
+def test_a_dangling_symlink_out_of_the_folder_is_reported_as_broken(tmp_path, photo_dir):
+    from polymodal.library.scan import image_extensions, walk
+
+    d = tmp_path / "links"
+    d.mkdir()
+    os.symlink(tmp_path / "deleted" / "gone.jpg", d / "dangling.jpg")  # target outside the folder, missing
+    os.symlink(photo_dir / "cat.png", d / "outside.png")  # target outside the folder, present
+    reasons = {Path(p.path).name: p.reason for p in walk([os.fsencode(d)], image_extensions()).problems}
+    # Not "outside the indexed folders: not followed", which sends the user looking for the wrong fix.
+    assert reasons["dangling.jpg"] == "broken symlink (target does not exist)"
+    assert "outside the indexed folders" in reasons["outside.png"]
+
+
 def test_a_missing_path_is_a_clear_error_before_anything_is_written(tmp_path, photo_dir, lite_encoder):
     lib = Library.open(tmp_path / "lib", model=lite_encoder)
     with pytest.raises(InputError, match="no such file or directory") as err:

@@ -99,6 +99,15 @@ def test_a_query_with_only_negative_terms_is_refused(indexed):
         lib.search(negative=["a cat"])
 
 
+def test_a_negative_weight_is_refused_naming_not():
+    # "-1:a cat" used to be embedded as that literal text, so it pulled towards cats instead of away.
+    with pytest.raises(InputError, match=r"negative weight.*--not '1:a cat'"):
+        parse_term("-1:a cat")
+    with pytest.raises(InputError, match="negative weight"):
+        parse_term("-0.5:people", negative=True)
+    assert parse_term("a-1:b") == Term(1.0, text="a-1:b")
+
+
 def test_date_filters_use_mtime_without_exif(indexed):
     lib, _ = indexed
     hits = lib.search("a cat", k=10, after="2021", before="2022")
@@ -147,3 +156,15 @@ def test_tags_are_stored_and_searchable(tmp_path, photo_dir, lite_encoder):
     hits = lib.search("an animal", tags=["cat"], k=5)
     assert [Path(h.path).name for h in hits] == ["cat.png"] and "cat" in hits[0].tags
     assert "rocket" in lib.get(photo_dir / "rocket.jpg").tags
+
+
+def test_tagging_refuses_an_empty_or_single_label_list(tmp_path, photo_dir, lite_encoder):
+    lib = Library.open(tmp_path / "lib", model=lite_encoder)
+    lib.add([photo_dir / "cat.png", photo_dir / "rocket.jpg"])
+    # An empty list used to fall back to the built-in labels, and a single label (a mistyped labels file
+    # name, say) won every item's softmax, so every item was tagged with it.
+    with pytest.raises(InputError, match=r"at least two labels.*got none"):
+        lib.tag([])
+    with pytest.raises(InputError, match=r"at least two labels.*'labels\.txt'.*not found"):
+        lib.tag(["labels.txt"])
+    assert all(not h.tags for h in lib.search("a photo", k=5))

@@ -197,10 +197,11 @@ class Library:
                 report = indexer.run(roots, scan, prune=prune)
                 report.index_built = self._maintain(bool(report.added or report.updated or report.removed))
             except KeyboardInterrupt:
-                self._finish_job(job, "interrupted", IndexReport())  # batches committed so far are kept
+                # The batches committed so far are kept, and counted, so status does not say "added 0"
+                self._finish_job(job, "interrupted", indexer.report)
                 raise
             except BaseException:
-                self._finish_job(job, "failed", IndexReport())
+                self._finish_job(job, "failed", indexer.report)
                 raise
             self._finish_job(job, "done", report)
             scancache.write(self.root, self.store.scan(self.store.files(), ["path", "size", "mtime_ns", "error"]))
@@ -286,7 +287,15 @@ class Library:
         from polymodal.library import tags as tagmod
         from polymodal.zeroshot import clean_labels
 
-        labels = clean_labels(list(labels or tagmod.DEFAULT_LABELS))
+        # An empty list is the user's mistake (--labels ""), not a request for the built-in list.
+        labels = list(tagmod.DEFAULT_LABELS if labels is None else labels)
+        given = [x.strip() for x in labels if x.strip()]
+        if len(given) < 2:
+            # One label wins every softmax: every item would be tagged with it (e.g. a mistyped labels file name).
+            got = f"only {given[0]!r} (if that is a labels file, it was not found)" if given else "none"
+            raise InputError(f"tagging needs at least two labels to choose between, got {got}; "
+                             "e.g. --labels cat,dog or --labels FILE")
+        labels = clean_labels(labels)
         with write_lock(self.root):
             ids, vecs = self.store.vectors()
             if not ids:

@@ -108,6 +108,7 @@ class Indexer:
         self._gone_paths: set[str] = set()  # known paths under the roots that the scan no longer finds
         self._moved_from: set[str] = set()  # gone paths whose content reappeared elsewhere: moves, not removals
         self.media_options = MediaOptions()  # how video and audio files are indexed (Library.add sets it)
+        self.report = IndexReport()  # the current run's counts, read by the caller should the run be cut short
 
     @property
     def encoder(self) -> Encoder:
@@ -137,7 +138,7 @@ class Indexer:
 
     def run(self, roots: list[bytes], scan: ScanResult, *, prune: bool = True) -> IndexReport:
         """Bring the library in line with ``scan`` (the walk of ``roots``)."""
-        report = IndexReport()
+        report = self.report = IndexReport()
         known = self._known_files()
         self.item_paths = self._item_paths()
         root_texts = [r.decode("utf-8", "backslashreplace") for r in roots]

@@ -18,7 +18,7 @@ import numpy as np
 from polymodal.errors import InputError
 from polymodal.models.base import Encoder
 
-_WEIGHT = re.compile(r"^(\d+(?:\.\d+)?|\.\d+):(.+)$", re.S)
+_WEIGHT = re.compile(r"^(-?)(\d+(?:\.\d+)?|\.\d+):(.+)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,11 @@ def parse_term(value: Any, *, negative: bool = False, image: bool = False) -> Te
     weight, body = 1.0, value
     m = _WEIGHT.match(value)
     if m and not os.path.exists(value):
-        weight, body = float(m.group(1)), m.group(2)
+        weight, body = float(m.group(2)), m.group(3)
+        if m.group(1):
+            # Otherwise "-1:people" would be embedded as that literal text and pull towards people.
+            raise InputError(f"query term {value!r} has a negative weight; give it as a negative term instead: "
+                             f"--not {m.group(2) + ':' + body!r} (in Python: negative=[...])")
         if weight == 0:
             raise InputError(f"query term {value!r} has weight 0; use a positive weight, or drop the term")
     if not body.strip():

@@ -181,6 +181,12 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
             if entry.name.startswith(b"."):
                 continue  # hidden files and folders (.git, .thumbnails, the library's own .lock)
             if entry.is_symlink() and (target := leaves_roots(raw)) is not None:
+                try:
+                    os.stat(raw)
+                except OSError as exc:  # dangling or a loop: "outside the indexed folders" would hide why
+                    if wanted(entry.name):
+                        problem(raw, _reason(exc))
+                    continue
                 if wanted(entry.name) or os.path.isdir(raw):
                     problem(raw, f"symlink to {display_path(target)}, outside the indexed folders: not followed")
                 continue
