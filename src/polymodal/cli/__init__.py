@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"polymodal: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("polymodal: interrupted", file=sys.stderr)
+        # on a terminal a progress bar may be mid-line (bars are drawn only there): start a line of our own
+        print(("\n" if sys.stderr.isatty() else "") + "polymodal: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
