@@ -14,6 +14,7 @@ from server_helpers import ids_by_name
 
 def test_health_version_status_and_openapi(client, lite):
     assert client.get("/health").json() == {"status": "ok"}
+    assert client.head("/health").status_code == 200
     v = client.get("/api/version").json()
     assert v["model"] == lite.name and v["dim"] == lite.dim and v["generator"] is None
     # what docs/server.md lists; the page once claimed (and a "video": false said) that video was not indexed
@@ -26,6 +27,12 @@ def test_health_version_status_and_openapi(client, lite):
                  "/api/items/{item_id}/thumbnail", "/api/items/{item_id}/original", "/api/classify", "/api/jobs",
                  "/v1/embeddings", "/v1/images/generations"):
         assert path in spec["paths"], path
+    # bad input is answered 400 with {"error": ...}, and the spec says so (FastAPI's default promises a 422)
+    assert "HTTPValidationError" not in json.dumps(spec) and spec["components"]["schemas"]["Error"]
+    search = spec["paths"]["/api/search"]["get"]["responses"]
+    assert "422" not in search and search["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+    bad = client.get("/api/search", params={"q": "a cat", "k": "many"})
+    assert bad.status_code == 400 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
     assert client.get("/docs").status_code == 200
 
 

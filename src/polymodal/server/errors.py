@@ -55,7 +55,46 @@ def from_polymodal(exc: E.PolymodalError) -> JSONResponse:
     return error_response(500, str(exc), "server_error", None, type(exc).__name__)
 
 
+_ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": "string", "nullable": True}, "code": {"type": "string", "nullable": True}}}},
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document says what the server answers: FastAPI's generated spec promises a 422 with its own
+    validation body on every route, but bad input gets a 400 in the shape above (``_validation``), and a
+    client generated from the spec would otherwise expect the wrong status and body."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        error = {"description": "bad input: the message says which and why",
+                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault("400", error)
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        schemas["Error"] = _ERROR_SCHEMA
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_errors(app)
+
     @app.exception_handler(E.PolymodalError)
     async def _polymodal(request: Request, exc: E.PolymodalError) -> JSONResponse:
         return from_polymodal(exc)

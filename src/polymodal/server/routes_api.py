@@ -34,6 +34,11 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.head("/health", include_in_schema=False)  # load balancers and uptime checkers probe with HEAD
+def health_head() -> Response:
+    return Response()
+
+
 @router.get("/api/version", tags=["server"], summary="polymodal's version, the model and the generator")
 def version(request: Request) -> dict[str, Any]:
     from polymodal import __version__
