@@ -85,6 +85,31 @@ def test_variable_frame_rate(tmp_path: Path) -> None:
     a = analyse_video(path)
     assert len(a.cuts) == 1 and abs(a.cuts[0] - 3.0) <= 0.5
     assert a.info.duration == pytest.approx(6.0, abs=0.1)
+    assert a.info.fps == pytest.approx(25, rel=0.1)  # Matroska declares its 1 ms timebase, 1000 "fps"
+
+
+def test_frame_rate_of_a_file_that_declares_its_timebase(tmp_path: Path) -> None:
+    # Phones and screen recorders write irregular frame times in a 1 ms timebase; the stream's declared
+    # average rate is then 1000 "fps". The frame rate reported is the frames shown per second.
+    import av
+
+    path = tmp_path / "screen.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=1000)
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p"
+        vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
+        t, frames = 0, 0
+        while t < 4000:
+            pic = np.full((120, 160, 3), 40 if t < 2000 else 200, np.uint8)
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            out.mux(vs.encode(frame))
+            frames += 1
+            t += int(rng.choice([20, 40, 100, 200]))
+        out.mux(vs.encode())
+    for info in (probe_video(path), analyse_video(path).info):
+        assert info.fps == pytest.approx(frames / info.duration, rel=0.02) and info.fps < 60, info
 
 
 def test_4k_frames_come_back_small(tmp_path: Path) -> None:
@@ -101,6 +126,7 @@ def test_other_containers(tmp_path: Path) -> None:
         path = make_video(tmp_path / name, [Scene("cat", 1.5), Scene("rocket", 1.5)], fps=FPS, codec=codec)
         a = analyse_video(path)
         assert len(a.cuts) == 1 and abs(a.cuts[0] - 1.5) <= 0.5, (name, a.cuts)
+        assert a.info.fps == pytest.approx(FPS, rel=0.05), (name, a.info.fps)
 
 
 # -- the shot detector on hand-made frames ---------------------------------------------------------------------

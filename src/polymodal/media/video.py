@@ -193,6 +193,7 @@ class _Decoder:
         self.decoded = 0
         self.last_time = -1.0  # time of the last frame decoded, -1 after a seek
         self.end_time = 0.0  # end of the last packet read
+        self.packets_read = 0  # video packets with a time (one frame each), counted to measure the frame rate
 
     def time(self, frame: Any) -> float:
         t = frame.time
@@ -201,6 +202,7 @@ class _Decoder:
     def packets(self):
         for packet in self.container.demux(self.stream):
             if packet.pts is not None:
+                self.packets_read += 1
                 dur = packet.duration or 0
                 self.end_time = max(self.end_time, float((packet.pts + dur) * self.tb) - self.origin)
             yield packet
@@ -282,7 +284,21 @@ def _small_rgb(frame: Any) -> np.ndarray | None:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def _info(container: Any, dec: _Decoder | None, duration: float) -> VideoInfo:
+def _frame_rate(declared: float | None, frames: int, duration: float) -> float | None:
+    """The stream's declared average rate unless the frames counted over the duration say otherwise.
+
+    Variable-frame-rate files (phones, screen recorders) often declare their timebase (1000 "fps" in Matroska)
+    or nothing, where frames per second actually shown is what a user means by the frame rate.
+    """
+    measured = frames / duration if frames > 1 and duration > 0 else None
+    if measured is None:
+        return declared
+    if declared is None or abs(declared - measured) > 0.1 * measured:
+        return round(measured, 3)
+    return declared
+
+
+def _info(container: Any, dec: _Decoder | None, duration: float, frames: int = 0) -> VideoInfo:
     vs = container.streams.video[0] if container.streams.video else None
     audio = container.streams.audio[0] if container.streams.audio else None
     rotation = (dec.rotation or 0) if dec else 0
@@ -290,7 +306,7 @@ def _info(container: Any, dec: _Decoder | None, duration: float) -> VideoInfo:
     h = int(vs.codec_context.height or 0) if vs is not None else 0
     if rotation in (90, 270):
         w, h = h, w
-    fps = float(vs.average_rate) if vs is not None and vs.average_rate else None
+    fps = _frame_rate(float(vs.average_rate) if vs is not None and vs.average_rate else None, frames, duration)
     declared = None
     if vs is not None:
         declared = _seconds(vs.duration, vs.time_base)
@@ -337,9 +353,10 @@ def _passes(container: Any, dec: _Decoder, params: dict[str, Any]) -> Any:
     if params.get("probe"):
         for _ in dec.packets():  # read, not decoded: only the packets' end times are wanted
             pass
-        return _info(container, dec, max(dec.end_time, keys[-1][0]))
+        return _info(container, dec, max(dec.end_time, keys[-1][0]), dec.packets_read)
     keys.sort(key=lambda k: k[0])
     duration = max(dec.end_time, keys[-1][0])
+    frames = dec.packets_read  # the first pass read every packet once (later passes seek and read again)
 
     # Pass 2: decode the stretches that may hide a cut; keyframes exactly on a cut are compared too.
     pool: list[tuple[float, bytes]] = [(t, pic) for t, _, pic in keys]
@@ -403,7 +420,7 @@ def _passes(container: Any, dec: _Decoder, params: dict[str, Any]) -> Any:
     segments = [s for s in segments if s.frames]
     if not segments:
         return {"error": "no video frame could be decoded"}
-    info = _info(container, dec, duration)
+    info = _info(container, dec, duration, frames)
     return VideoAnalysis(info, cuts, segments, keyframes=len(keys), decoded=dec.decoded)
 
 
