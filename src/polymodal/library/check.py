@@ -32,11 +32,12 @@ from typing import Any
 import numpy as np
 
 from polymodal.library import scancache, segments
+from polymodal.library.check_media import check_segments
+from polymodal.library.findings import ERROR, PENDING, STALE, CheckReport, Finding, vector_problems
 from polymodal.library.schema import DB_DIR, FILES, ITEMS, JOBS, files_schema, items_schema, jobs_schema
 from polymodal.library.segments import MEDIA, SEGMENTS_PREFIX, media_schema, segments_schema
 from polymodal.library.store import Store, write_lock
 
-ERROR, PENDING, STALE = "error", "pending", "stale"
 #: findings that compare two tables (read at one version each, so at different instants): ``files`` with
 #: ``items``, and ``segments`` and ``media`` with ``items``
 _LINK_KINDS = frozenset({"dangling_file", "duplicate_file", "shared_path", "orphan_segment", "orphan_media",
@@ -48,39 +49,6 @@ _MEDIA_KINDS = frozenset({"bad_segment_vector", "bad_segment_time", "bad_segment
 #: where repair moves versions and tables it cannot read, inside the library directory (never deleted)
 QUARANTINE = "quarantine"
 _CHUNK = 500
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # error (repair rebuilds it), pending (an interrupted run; index completes it), stale
-    kind: str  # a short name: unreadable_table, bad_vector, dangling_file, ...
-    subject: str  # a table name, an item id or a path
-    reason: str
-
-
-@dataclass
-class CheckReport:
-    path: str
-    items: int = 0
-    files: int = 0
-    segments: int = 0  # video moments and speech segments
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == ERROR]
-
-    @property
-    def ok(self) -> bool:
-        """No error: the library is whole (pending and stale findings are harmless)."""
-        return not self.errors
-
-    def add(self, severity: str, kind: str, subject: str, reason: str) -> None:
-        self.findings.append(Finding(severity, kind, subject, reason))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "items": self.items, "files": self.files,
-                "segments": self.segments, "findings": [asdict(f) for f in self.findings]}
 
 
 @dataclass
@@ -179,8 +147,6 @@ def check_library(store: Store, *, thumbnails: bool = True, verify_files: bool =
     writer runs (``writer``; probed from the lock when None), a ``files`` row and its item may be read on
     either side of a commit, so problems between the tables are reported as pending, not as errors.
     """
-    from polymodal.library.check_media import check_segments  # (it builds on this module's findings)
-
     report = CheckReport(str(store.root))
     if writer is None:
         writer = writer_running(store.root)
@@ -250,7 +216,7 @@ def _check_items(store: Store, whole: _Whole, report: CheckReport, thumbnails: b
             if p in owner and owner[p] != iid:
                 report.add(ERROR, "shared_path", p, f"{p} is listed under items {owner[p]} and {iid}")
             owner[p] = iid
-    for iid, reason in _vector_problems(items.column("vector").combine_chunks(), ids, dim):
+    for iid, reason in vector_problems(items.column("vector").combine_chunks(), ids, dim):
         report.add(ERROR, "bad_vector", iid, f"item {iid}: {reason}")
     if thumbnails:
         kinds = items.column("kind").to_pylist()
@@ -259,26 +225,6 @@ def _check_items(store: Store, whole: _Whole, report: CheckReport, thumbnails: b
             why = whole.bad_thumbnails.get(iid) if stored else None if kind == "audio" else "no thumbnail"
             if why:
                 report.add(ERROR, "bad_thumbnail", iid, f"item {iid}: {why}")
-
-
-def _vector_problems(col: Any, ids: list[str], dim: int) -> list[tuple[str, str]]:
-    """(id, reason) for each missing, mis-sized, non-finite or non-unit embedding; vectorised for 100k items."""
-    width = getattr(col.type, "list_size", None)
-    if width != dim:
-        return [(i, f"embedding has {width} values, the library's model gives {dim}") for i in ids]
-    out = []
-    nulls = col.is_null().to_numpy(zero_copy_only=False)
-    arr = np.asarray(col.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(col), dim)
-    finite = np.asarray(np.isfinite(arr).all(axis=1), bool)
-    norms = np.linalg.norm(np.where(np.isfinite(arr), arr, 0), axis=1)
-    for n, iid in enumerate(ids):
-        if nulls[n]:
-            out.append((iid, "no embedding"))
-        elif not finite[n]:
-            out.append((iid, "embedding holds NaN or infinite values"))
-        elif abs(norms[n] - 1.0) > 1e-3:
-            out.append((iid, f"embedding is not unit length (norm {norms[n]:.4f})"))
-    return out
 
 
 def _thumbnail_problem(data: bytes | None) -> str | None:

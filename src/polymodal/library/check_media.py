@@ -20,7 +20,7 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
-from polymodal.library.check import ERROR, CheckReport, _vector_problems
+from polymodal.library.findings import ERROR, CheckReport, vector_problems
 from polymodal.library.segments import SPEECH, VISUAL
 
 #: seconds a segment may end past its item's duration: speech times are rounded to milliseconds after
@@ -50,7 +50,7 @@ def check_segments(items: Any, segs: Any, media: Any, bad_thumbnails: dict[str, 
     if rows:
         keys = [r["key"] for r in rows]
         item_of = {r["key"]: r["item_id"] for r in rows}
-        for key, reason in _vector_problems(segs.column("vector").combine_chunks(), keys, dim):
+        for key, reason in vector_problems(segs.column("vector").combine_chunks(), keys, dim):
             if item_of[key] in timed:
                 report.add(ERROR, "bad_segment_vector", key, f"segment {key}: {reason}")
     numbers: dict[tuple[str, str], set[int]] = defaultdict(set)  # (item, kind) -> the numbers of its segment ids
