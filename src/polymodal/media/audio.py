@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from polymodal.errors import NoAudioError
-from polymodal.media.sandbox import run_worker
+from polymodal.media.sandbox import open_local, run_worker
 
 #: the rate Whisper (and most speech models) read
 SAMPLE_RATE = 16000
@@ -97,16 +97,6 @@ def load_audio(
 # --- the decoder: runs in the child process (media.worker) ---------------------------------------------------
 
 
-def _open(abspath: str) -> Any:
-    import av
-
-    return av.open(
-        "file:" + abspath,
-        options={"protocol_whitelist": "file", "format_whitelist": ALLOWED_DEMUXERS},
-        metadata_errors="replace",  # tags that are not UTF-8 must not fail the open (benchmarks/fuzz_ingest.py)
-    )
-
-
 def _declared_duration(container: Any, stream: Any) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -144,7 +134,7 @@ def _worker(abspath: str, sample_rate: int, probe_only: bool, max_duration: floa
     import numpy as np
 
     try:
-        container = _open(abspath)
+        container = open_local(abspath, ALLOWED_DEMUXERS)
     except av.error.FFmpegError as exc:
         return {"error": "not a readable audio or video file in a format polymodal opens "
                          f"(playlists and concat lists are refused) ({exc.strerror or exc})"}

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import NoVideoError
-from polymodal.media.sandbox import run_worker
+from polymodal.media.sandbox import open_local, run_worker
 from polymodal.media.shots import (
     CUT_THRESHOLD,
     FEATURE_SIZE,
@@ -162,17 +162,6 @@ def _analysis_from_wire(header: dict[str, Any], payload: bytes) -> VideoAnalysis
 
 
 # --- the child's side -------------------------------------------------------------------------------------------
-
-
-def _open(abspath: str) -> Any:
-    import av
-
-    # "file:" makes FFmpeg read the name as a path whatever it looks like ("http:...", "concat:..." are
-    # file names here); the whitelists stop nested references and playlist demuxers.
-    # metadata_errors: tags that are not UTF-8 would otherwise fail the open with a UnicodeDecodeError
-    # (found by benchmarks/fuzz_ingest.py)
-    return av.open("file:" + abspath, options={"protocol_whitelist": "file", "format_whitelist": ALLOWED_DEMUXERS},
-                   metadata_errors="replace")
 
 
 def _seconds(value: Any, time_base: Any) -> float | None:
@@ -323,7 +312,7 @@ def _analyse(abspath: str, params: dict[str, Any]) -> Any:
     import av
 
     try:
-        container = _open(abspath)
+        container = open_local(abspath, ALLOWED_DEMUXERS)
     except av.error.FFmpegError as exc:
         return {"error": f"not a readable video file ({exc.strerror or exc})"}
     with container:
