@@ -229,13 +229,14 @@ def media_feature(encoder: Encoder, modality: str, path: str) -> np.ndarray | No
     as missing for that row, which the fusions handle), not a zero vector that would read as evidence.
     """
     if modality == "video":
+        from polymodal.library.media_ingest import embed_frames
         from polymodal.media.video import analyse_video
+        from polymodal.models.base import normalise
 
-        frames = [image for segment in analyse_video(path).segments for image in segment.images()]
+        frames = [frame for segment in analyse_video(path).segments for frame in segment.frames]
         if not frames:
             raise MediaDecodeError(path, "no frame could be sampled from the video")
-        mean = encoder.encode_images(frames).mean(axis=0)
-        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        return normalise(embed_frames(encoder, frames).mean(axis=0))
     from polymodal.speech import transcribe
 
     text = " ".join(s.text.strip() for s in transcribe(path).segments).strip()

@@ -24,7 +24,7 @@ from polymodal.errors import MediaDecodeError, NoAudioError, NoVideoError
 from polymodal.library.segments import SPEECH, VISUAL, SegmentRow
 from polymodal.media.audio import AUDIO_EXTENSIONS
 from polymodal.media.video import VIDEO_EXTENSIONS
-from polymodal.models.base import Encoder
+from polymodal.models.base import Encoder, normalise
 
 MEDIA_EXTENSIONS = frozenset(VIDEO_EXTENSIONS) | frozenset(AUDIO_EXTENSIONS)
 
@@ -73,12 +73,7 @@ def file_hash(raw: bytes, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def _embed_frames(encoder: Encoder, frames: list[bytes]) -> np.ndarray:
+def embed_frames(encoder: Encoder, frames: list[bytes]) -> np.ndarray:
     """Normalised embeddings of sampled frames (JPEG bytes), decoded and preprocessed a batch at a time."""
     from polymodal.media.video import decode_frame
 
@@ -87,7 +82,7 @@ def _embed_frames(encoder: Encoder, frames: list[bytes]) -> np.ndarray:
     for i in range(0, len(frames), size):
         pixels = [encoder.preprocess_image(decode_frame(f)) for f in frames[i: i + size]]
         out.append(np.asarray(encoder._embed_image_batch(pixels), np.float32))
-    return _normalise(np.concatenate(out))
+    return normalise(np.concatenate(out))
 
 
 def visual_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple[Any, list[SegmentRow]]:
@@ -98,7 +93,7 @@ def visual_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple
     analysis = analyse_video(path, max_segment=options.max_segment, frames_per_segment=options.frames_per_segment,
                              time_limit=options.time_limit)
     frames = [f for s in analysis.segments for f in s.frames]
-    emb = _embed_frames(encoder, frames)
+    emb = embed_frames(encoder, frames)
     rows = []
     at = 0
     for n, seg in enumerate(analysis.segments):
@@ -106,7 +101,7 @@ def visual_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple
         at += len(seg.frames)
         middle = seg.frames[len(seg.frames) // 2]
         rows.append(SegmentRow(id=f"v{n:04d}", kind=VISUAL, start=seg.start, end=seg.end,
-                               vector=_normalise(own.mean(axis=0)), shot=seg.shot,
+                               vector=normalise(own.mean(axis=0)), shot=seg.shot,
                                frame_times=[round(t, 3) for t in seg.frame_times],
                                thumbnail=make_thumbnail(decode_frame(middle))))
     return analysis, rows
@@ -121,7 +116,7 @@ def speech_segments(path: str, encoder: Encoder, options: MediaOptions) -> tuple
     spoken = [s for s in transcript.segments if s.text.strip()]
     if not spoken:
         return transcript, []
-    emb = _normalise(encoder.encode_texts([s.text for s in spoken], truncate=True))
+    emb = normalise(encoder.encode_texts([s.text for s in spoken], truncate=True))
     rows = [SegmentRow(id=f"s{n:04d}", kind=SPEECH, start=s.start, end=s.end, vector=emb[n], text=s.text.strip(),
                        words=json.dumps([[round(w.start, 3), round(w.end, 3), w.word] for w in s.words]))
             for n, s in enumerate(spoken)]
@@ -159,7 +154,7 @@ def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaR
                 media["speech_error"] = exc.reason
                 log.warning("%s: indexed by its pictures only, its speech was not transcribed: %s", path, exc.reason)
         visual = np.stack([r.vector for r in rows if r.kind == VISUAL])
-        vector = _normalise(visual.mean(axis=0))
+        vector = normalise(visual.mean(axis=0))
         best = int(np.argmax(visual @ vector))  # the most representative segment shows the item
         thumb = next(r for r in rows if r.id == f"v{best:04d}").thumbnail or b""
         return MediaResult(kind, vector, rows, media, info.width, info.height, thumb)
@@ -172,10 +167,10 @@ def analyse_media(raw: bytes, encoder: Encoder, options: MediaOptions) -> MediaR
     media.update(duration=transcript.duration, language=transcript.language, speech_model=transcript.model,
                  shots=0, audio_codec=audio.codec, container=audio.container)
     if rows:
-        vector = _normalise(np.stack([r.vector for r in rows]).mean(axis=0))
+        vector = normalise(np.stack([r.vector for r in rows]).mean(axis=0))
     else:
         name = os.path.splitext(os.path.basename(path))[0].replace("_", " ").replace("-", " ")
-        vector = _normalise(encoder.encode_texts([name or "audio"], truncate=True))[0]
+        vector = normalise(encoder.encode_texts([name or "audio"], truncate=True))[0]
     return MediaResult(kind, vector, rows, media)
 
 
@@ -208,13 +203,13 @@ def reembed_media(store: Any, row: dict[str, Any], encoder: Encoder, raw: dict[s
             reason = exc.reason
             continue
         if said:
-            emb = _normalise(encoder.encode_texts([r["text"] for r in said], truncate=True))
+            emb = normalise(encoder.encode_texts([r["text"] for r in said], truncate=True))
             rows += [SegmentRow(id=r["id"], kind=SPEECH, start=r["start"], end=r["end"], vector=emb[n], text=r["text"],
                                 words=r["words"]) for n, r in enumerate(said)]
         seg.write(store, row["id"], rows, None, table=table)
         own = [r.vector for r in rows if r.kind == (VISUAL if row["kind"] == "video" else SPEECH)]
         if own:
-            return _normalise(np.stack(own).mean(axis=0)), None
+            return normalise(np.stack(own).mean(axis=0)), None
         name = os.path.splitext(os.path.basename(path))[0].replace("_", " ").replace("-", " ")
-        return _normalise(encoder.encode_texts([name or "audio"], truncate=True))[0], None
+        return normalise(encoder.encode_texts([name or "audio"], truncate=True))[0], None
     return None, reason

@@ -103,9 +103,10 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Each embedding (the last axis) at unit length, as float32."""
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
     # A zero vector has no direction; leave it zero rather than dividing by zero into NaN.
     return x / np.maximum(norms, 1e-12)
 
@@ -265,7 +266,7 @@ class Encoder(ABC):
                 progress(done, len(items))
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(np.concatenate(out, axis=0))
+        return normalise(np.concatenate(out, axis=0))
 
     def _prepared_batches(self, items: list[ImageInput], size: int) -> Iterator[tuple[int, list[Any]]]:
         """Decoded, preprocessed batches; worker threads decode the next batch while this one is embedded.
@@ -326,7 +327,7 @@ class Encoder(ABC):
                 progress(min(start + size, len(texts)), len(texts))
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(np.concatenate(out, axis=0))
+        return normalise(np.concatenate(out, axis=0))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.dim} device={self.device}>"

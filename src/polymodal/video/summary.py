@@ -55,7 +55,7 @@ def summarize(path: str | os.PathLike[str], encoder: Encoder, *, labels: Sequenc
               min_probability: float | None = None) -> VideoSummary:
     """Scenes of ``path`` with keyframes, transcript and tags. ``keyframes``: a folder to write JPEGs into."""
     from polymodal.library import tags as tagmod
-    from polymodal.library.media_ingest import _embed_frames, media_kind
+    from polymodal.library.media_ingest import embed_frames, media_kind
     from polymodal.media.video import analyse_video
     from polymodal.zeroshot import clean_labels, label_embeddings, probabilities
 
@@ -87,7 +87,7 @@ def summarize(path: str | os.PathLike[str], encoder: Encoder, *, labels: Sequenc
         except MediaDecodeError as exc:
             out.speech_error = exc.reason
     frames = [(s.shot, t, f) for s in analysis.segments for t, f in zip(s.frame_times, s.frames)]
-    emb = _embed_frames(encoder, [f for _, _, f in frames])
+    emb = embed_frames(encoder, [f for _, _, f in frames])
     classes = label_embeddings(encoder, names, "simple")
     folder = Path(keyframes) if keyframes is not None else None
     if folder is not None:
