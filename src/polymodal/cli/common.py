@@ -32,6 +32,12 @@ def add_library_option(parser: argparse.ArgumentParser) -> None:
                         help="library directory (default: $POLYMODAL_LIBRARY, the config file, else the user data dir)")
 
 
+def hit_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The filters of ``search`` and ``similar`` as keyword arguments, for a local library or a server."""
+    return {"k": args.k, "after": args.after, "before": args.before, "path": args.path, "kind": args.kind,
+            "tags": args.tag, "min_score": args.min_score, "sort": args.sort}
+
+
 def load_encoder(args: argparse.Namespace) -> Encoder:
     from polymodal.models import load_model
 

@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Any
 
-from polymodal.cli.common import add_library_option, print_json, print_table, progress_bar
+from polymodal.cli.common import add_library_option, hit_filters, print_json, print_table, progress_bar
 from polymodal.cli.remote import add_server_options, server_client
 from polymodal.errors import InputError
 
@@ -28,7 +28,8 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", metavar="GLOB", help="only items with a path matching GLOB (e.g. '*/2021/*')")
     p.add_argument("--type", dest="kind", choices=["image", "video", "audio"], help="only items of this kind")
     p.add_argument("--tag", action="append", default=[], help="only items tagged TAG (see `polymodal tag`)")
-    p.add_argument("--min-score", type=float, help="drop hits scoring below this cosine similarity")
+    p.add_argument("--min-score", type=float, help="drop hits scoring below this: a cosine similarity, or once "
+                   "the library holds video or audio the fused score (README, Videos and audio)")
     p.add_argument("--sort", choices=["score", "date"], default="score", help="order of the hits (default score)")
     p.add_argument("--json", action="store_true", help='print [{"id", "path", "score", "kind", ...}]')
     p.add_argument("--thumbnails", metavar="DIR", help="write each hit's stored thumbnail (a video moment's: its "
@@ -208,11 +209,6 @@ def _moment_text(hit: Any) -> str:
     return f"  [{_clock(hit.start)}-{_clock(hit.end)}]{said}"
 
 
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {"k": args.k, "after": args.after, "before": args.before, "path": args.path, "kind": args.kind,
-            "tags": args.tag, "min_score": args.min_score, "sort": args.sort}
-
-
 def _ann_progress(phase: str, seconds: float) -> None:
     """One line per report on stderr: the ANN build gives no fraction done, only its phase and time."""
     import sys
@@ -257,7 +253,7 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     lib = _open(args, model=args.model)
     hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
-                      fusion=args.fusion, modality=args.modality, **_filters(args))
+                      fusion=args.fusion, modality=args.modality, **hit_filters(args))
     _print_hits(hits, args, _local_thumbnail(lib))
     return 0
 
@@ -270,7 +266,7 @@ def run_similar(args: argparse.Namespace) -> int:
         _print_hits(via.similar(remote, args), args, via.thumbnail_fetcher(remote))
         return 0
     lib = _open(args, model=args.model)
-    _print_hits(lib.similar(args.item, **_filters(args)), args, _local_thumbnail(lib))
+    _print_hits(lib.similar(args.item, **hit_filters(args)), args, _local_thumbnail(lib))
     return 0
 
 

@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import Any
 
+from polymodal.cli.common import hit_filters
 from polymodal.errors import InputError
 from polymodal.library.types import Hit
 
@@ -40,11 +41,6 @@ def server_client(args: argparse.Namespace) -> Any:
     return ServerClient(url, token=getattr(args, "token", None) or None)
 
 
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {"k": args.k, "after": args.after, "before": args.before, "path": args.path, "kind": args.kind,
-            "tags": args.tag, "min_score": args.min_score, "sort": args.sort}
-
-
 def _text(term: Any) -> str:
     # always with its weight: the server parses "W:TEXT", so a text that itself starts with "3:" stays intact
     return f"{term.weight:g}:{term.text}"
@@ -62,14 +58,14 @@ def search(client: Any, args: argparse.Namespace) -> list[Hit]:
         raise InputError("weighted image terms (W:IMAGE) need a local search; leave out --server or the weight")
     return list(client.search(texts, images or None, negative=negative, negative_images=negative_images,
                               exact=args.exact, fusion=getattr(args, "fusion", "weighted"),
-                              modality=getattr(args, "modality", None), **_filters(args)))
+                              modality=getattr(args, "modality", None), **hit_filters(args)))
 
 
 def similar(client: Any, args: argparse.Namespace) -> list[Hit]:
     """An item id is asked for as is; a local image file is uploaded (and, as locally, not among its own
     results when the library holds it)."""
     item = args.item
-    filters = _filters(args)
+    filters = hit_filters(args)
     if not os.path.isfile(item):
         return list(client.similar(item, **filters))
     own = os.path.abspath(os.path.expanduser(item))
