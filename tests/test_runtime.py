@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,24 +15,6 @@ from tiny_models import make_tiny_clip
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def polymodal_log():
-    handler = _Records()
-    log = logging.getLogger("polymodal")
-    log.addHandler(handler)
-    yield handler.messages
-    log.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,37 @@ def _load_open_clip(
     return openclip.load(spec, device, batch_size, **options)
 
 
+def _lite_files(spec: ModelSpec) -> list[Path]:
+    from polymodal.models.lite.files import source_files
+
+    return source_files()
+
+
+def _hf_files(spec: ModelSpec) -> list[Path] | None:
+    from polymodal.models import hf
+
+    return hf.source_files(spec)
+
+
+def _open_clip_files(spec: ModelSpec) -> list[Path] | None:
+    from polymodal.models import openclip
+
+    return openclip.source_files(spec)
+
+
+def _load_bundle(spec: ModelSpec, device: str | None = None, batch_size: int | None = None,
+                 **options: Any) -> Encoder:
+    from polymodal.models.bundle import BundleEncoder
+
+    return BundleEncoder(spec.target, name=str(spec.raw), batch_size=batch_size)
+
+
+def _detect_bundle(path: Path) -> bool:
+    from polymodal.models.bundle import is_bundle
+
+    return is_bundle(path)
+
+
 def _detect_hf(path: Path) -> bool:
     from polymodal.models import hf
 
@@ -69,7 +100,10 @@ def _list_open_clip() -> list[ModelEntry]:
 
 
 # The built-ins come in through the same call a plugin uses.
-register_backend(Backend("lite", "the offline model, no download ever", ("lite",), _load_lite, False, None, _list_lite))
+register_backend(Backend("bundle", "a model exported by `polymodal models export` (ONNX, no torch needed)",
+                         ("bundle:/path/to/dir", "/path/to/dir"), _load_bundle, True, _detect_bundle))
+register_backend(Backend("lite", "the offline model, no download ever", ("lite",), _load_lite, False, None, _list_lite,
+                         source_files=_lite_files))
 register_backend(
     Backend(
         "hf",
@@ -79,6 +113,7 @@ register_backend(
         True,
         _detect_hf,
         _list_hf,
+        source_files=_hf_files,
     )
 )
 register_backend(
@@ -90,6 +125,7 @@ register_backend(
         True,
         _detect_open_clip,
         _list_open_clip,
+        source_files=_open_clip_files,
     )
 )
 
@@ -107,9 +143,11 @@ def load_model(
     """Load an encoder by spec; with no spec, the configured or default model (falling back to ``lite`` offline).
 
     ``device``: auto (default), cpu, cuda, cuda:N or mps. ``runtime``: ``onnx`` (default on CPU) or ``torch``
-    (default on GPU); ``precision``: ``fp32`` (default) or ``int8`` (onnx only). ONNX exports are made once
-    per model, cached, and checked against torch; a failed check keeps torch and says so in the log.
-    ``fast_preprocess=False`` uses the model's own processor at full decode size (the reference pipeline).
+    (default on GPU); ``precision``: ``fp32`` (default) or ``int8`` (onnx only). On ONNX a model is exported
+    once to a bundle in the cache dir, checked against torch, and from then on loaded without torch
+    (``polymodal.models.exports``); a network whose export fails its check runs on torch and the log says so.
+    A bundle directory (``polymodal models export``) is a spec too. ``fast_preprocess=False`` uses the
+    model's own processor at full decode size (the reference pipeline, run in torch).
     """
     from polymodal.config import load_settings
     from polymodal.models.base import resolve_device
@@ -120,13 +158,40 @@ def load_model(
     if resolution.notice:
         log.warning(resolution.notice)
     parsed = parse_spec(resolution.spec)
-    device = resolve_device(device or load_settings().device)
+    asked = device or load_settings().device
+    if parsed.scheme == "bundle":
+        return _open_bundle(parsed, asked, batch_size, runtime, precision)
+    device = resolve_device(asked)
     runtime, precision = check_runtime(runtime, precision, device.split(":")[0])
     if fast_preprocess is not True:
         options["fast_preprocess"] = fast_preprocess
-    encoder = backends()[parsed.scheme].load(parsed, device=device, batch_size=batch_size, **options)
+    backend = backends()[parsed.scheme]
+    if runtime == "onnx":
+        from polymodal.models.exports import load_cached
+
+        cached = load_cached(parsed, backend, precision, batch_size, options)
+        if cached is not None:
+            return cached
+    encoder = backend.load(parsed, device=device, batch_size=batch_size, **options)
     if runtime == "onnx":
         use_onnx(encoder, precision)
+    return encoder
+
+
+def _open_bundle(parsed: ModelSpec, device: str | None, batch_size: int | None, runtime: str | None,
+                 precision: str | None) -> Encoder:
+    from polymodal.errors import InputError
+    from polymodal.models.bundle import BundleEncoder
+
+    if runtime not in (None, "onnx"):
+        raise InputError(f"{parsed.raw} is an exported bundle, which runs on ONNX Runtime only; leave out "
+                         f"--runtime {runtime}, or use the model it was exported from")
+    if device not in (None, "", "auto", "cpu"):
+        raise InputError(f"{parsed.raw} is an exported bundle, which runs on the CPU; use --device cpu")
+    encoder = BundleEncoder(parsed.target, name=str(parsed.raw), batch_size=batch_size)
+    if precision is not None and precision != encoder.precision:
+        raise InputError(f"bundle {parsed.raw} was exported at {encoder.precision}, not {precision}; export it "
+                         f"again with `polymodal models export {encoder.source_spec} DIR --precision {precision}`")
     return encoder
 
 

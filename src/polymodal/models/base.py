@@ -12,6 +12,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
@@ -81,11 +82,23 @@ class EncoderInfo:
     extra: dict[str, Any] = field(default_factory=dict)  # backend details (architecture, temperature, ...)
 
 
+def _gpu_possible() -> bool:
+    """Whether this machine could have a GPU torch would use, answered without importing torch (2-3 s):
+    the device nodes of the NVIDIA, ROCm and WSL drivers, or an Apple silicon Mac (MPS)."""
+    import platform
+
+    if platform.system() == "Darwin":
+        return platform.machine() == "arm64"
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
 def resolve_device(device: str | None) -> str:
     """``None``/"auto" picks cuda, then mps, then cpu; an explicit device must exist."""
-    import torch
-
     if device in (None, "", "auto"):
+        if not _gpu_possible():
+            return "cpu"
+        import torch
+
         if torch.cuda.is_available():
             return "cuda"
         mps = getattr(torch.backends, "mps", None)
@@ -94,12 +107,16 @@ def resolve_device(device: str | None) -> str:
         return "cpu"
     assert device is not None
     kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise InputError(f"unknown device {device!r}; use one of auto, cpu, cuda, cuda:N, mps")
+    if kind == "cpu":
+        return device
+    import torch
+
     if kind == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was asked for, but no CUDA device is available; use --device cpu")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InputError(f"device {device!r} was asked for, but MPS is not available; use --device cpu")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise InputError(f"unknown device {device!r}; use one of auto, cpu, cuda, cuda:N, mps")
     return device
 
 
@@ -177,6 +194,11 @@ class Encoder(ABC):
     def postprocess_image(self, output: np.ndarray) -> np.ndarray:
         """Map the image network's output to embeddings (identity for CLIP-style towers)."""
         return output
+
+    def export_postprocess(self, folder: Path) -> dict[str, Any]:
+        """How a bundle reproduces ``postprocess_image`` (``polymodal.models.bundle``), writing any arrays it
+        needs into ``folder``. CLIP-style towers need nothing."""
+        return {"kind": "identity"}
 
     def weights_identity(self) -> str:
         """What the export cache is keyed on; backends whose weights are files override this cheaply."""

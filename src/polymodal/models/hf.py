@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, TextTooLongError
 from polymodal.models.base import Network, TorchCLIPEncoder
@@ -160,9 +159,11 @@ class HFEncoder(TorchCLIPEncoder):
         text_names = ["input_ids"] + (["attention_mask"] if self.model_type != "siglip" else [])
         if self.model_type == "chinese_clip":
             text_names.append("token_type_ids")
+        from polymodal.models.towers import HFImageTower, HFTextTower
+
         return {
-            "image": Network(_ImageTower(self.model), {"pixel_values": {0: "batch"}}),
-            "text": Network(_TextTower(self.model, text_names), {n: {0: "batch", 1: "tokens"} for n in text_names}),
+            "image": Network(HFImageTower(self.model), {"pixel_values": {0: "batch"}}),
+            "text": Network(HFTextTower(self.model, text_names), {n: {0: "batch", 1: "tokens"} for n in text_names}),
         }
 
 
@@ -171,25 +172,21 @@ def _features(out: Any) -> Any:
     return out if hasattr(out, "shape") else out.pooler_output
 
 
-class _ImageTower(nn.Module):
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
+def source_files(spec: Any) -> list[Path] | None:
+    """The weight, config, tokenizer and processor files of a directory or a cached hub model."""
+    path = Path(spec.target).expanduser()
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.is_file() and f.suffix in (".json", ".safetensors", ".txt",
+                                                                                  ".model", ".bin"))
+    files = _weight_files(spec.target)
+    if not files:
+        return None  # not cached: the first load downloads it, through transformers
+    names = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "vocab.txt",
+             "spiece.model", "preprocessor_config.json", "special_tokens_map.json")
+    from huggingface_hub import try_to_load_from_cache
 
-    def forward(self, pixel_values: Any) -> Any:
-        return _features(self.model.get_image_features(pixel_values=pixel_values))
-
-
-class _TextTower(nn.Module):
-    def __init__(self, model: Any, names: list[str]) -> None:
-        super().__init__()
-        self.model = model
-        self.names = names
-
-    def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
-        # Explicit arguments, not *args: torch.export matches dynamic shapes to the signature.
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        return _features(self.model.get_text_features(**{n: given[n] for n in self.names}))
+    extra = [try_to_load_from_cache(spec.target, n) for n in names]
+    return files + [Path(f).resolve() for f in extra if isinstance(f, str)]
 
 
 def _weight_files(target: str) -> list[Path]:

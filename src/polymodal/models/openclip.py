@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from polymodal.errors import MissingDependencyError, ModelLoadError, ModelSpecError, TextTooLongError
 from polymodal.models.base import Network, TorchCLIPEncoder
@@ -16,6 +15,28 @@ from polymodal.models.safeweights import require_safetensors
 
 def detect_dir(path: Path) -> bool:
     return (path / "open_clip_config.json").is_file()
+
+
+def source_files(spec: Any) -> list[Path] | None:
+    """A local directory's files, or a cached ``hf-hub:`` model's; an ``arch/tag`` name is found only through
+    open_clip's own table (which imports torch), so its identity is its name and open_clip's version."""
+    target = spec.target
+    if target.startswith("local-dir:"):
+        target = target.removeprefix("local-dir:")
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.is_file() and f.suffix in (".json", ".safetensors", ".txt"))
+    if target.startswith("hf-hub:"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = target.removeprefix("hf-hub:")
+        names = ("open_clip_config.json", "open_clip_model.safetensors", "tokenizer.json", "tokenizer_config.json")
+        found = [try_to_load_from_cache(repo, n) for n in names]
+        files = [Path(f).resolve() for f in found if isinstance(f, str)]
+        return files if len(files) >= 2 else None
+    if "/" in target:
+        return []  # the identity is then (scheme, name, package versions)
+    return None
 
 
 def open_clip_name(target: str) -> tuple[str, str | None]:
@@ -121,20 +142,12 @@ class OpenCLIPEncoder(TorchCLIPEncoder):
         return {"input_ids": self.tokenizer(texts).numpy().astype(np.int64)}
 
     def build_networks(self) -> dict[str, Network]:
+        from polymodal.models.towers import Tower
+
         return {
-            "image": Network(_Tower(self.model.encode_image), {"pixel_values": {0: "batch"}}),
-            "text": Network(_Tower(self.model.encode_text), {"input_ids": {0: "batch"}}),
+            "image": Network(Tower(self.model.encode_image), {"pixel_values": {0: "batch"}}),
+            "text": Network(Tower(self.model.encode_text), {"input_ids": {0: "batch"}}),
         }
-
-
-class _Tower(nn.Module):
-    def __init__(self, fn: Any) -> None:
-        super().__init__()
-        self.fn = fn
-        self.model = fn.__self__  # registered, so the weights belong to this module's state dict
-
-    def forward(self, x: Any) -> Any:
-        return self.fn(x)
 
 
 def load(spec: Any, device: str | None = None, batch_size: int | None = None, **options: Any) -> OpenCLIPEncoder:

@@ -42,6 +42,10 @@ class Backend:
     needs_target: bool = True  # False for self-contained names such as "lite"
     detect_dir: Callable[[Path], bool] | None = None  # recognises a local directory in this backend's format
     list_models: Callable[[], list[ModelEntry]] = field(default=lambda: [])
+    #: the files a spec's weights, tokenizer and config are read from, found without loading the model (and
+    #: without importing torch or the backend's library), or None when they cannot be known cheaply. The
+    #: export cache is keyed by their contents, which lets a warm load skip torch entirely.
+    source_files: Callable[[ModelSpec], list[Path] | None] | None = None
 
 
 REGISTRY: Registry[Backend] = Registry(

@@ -58,14 +58,17 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    """One ONNX Runtime session on the CPU, from a file or from bytes already read (and checked)."""
+
+    def __init__(self, model: Path | bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -192,19 +195,16 @@ def _parity(network: str, precision: str, ref: np.ndarray, got: np.ndarray) -> P
     return ParityReport(network, precision, float(cos.min()), float(cos.mean()), agreement, passed)
 
 
-def onnx_runner(
-    encoder: Encoder, network: str, precision: str, threads: int | None = None
-) -> tuple[Runner, ParityReport]:
-    """Export (or reuse) one network of ``encoder`` and check it; raises RuntimeError when parity fails."""
-    from polymodal.paths import cache_dir
+def export_network(encoder: Encoder, network: str, precision: str, folder: Path, threads: int | None = None
+                   ) -> tuple[Path, Runner, ParityReport]:
+    """Export (or reuse in ``folder``) one network of ``encoder`` and check it against torch.
 
+    ``folder`` holds ``{network}-fp32.onnx`` and, for int8, ``{network}-int8.onnx``, each with its parity
+    verdict. Raises RuntimeError when parity fails. The verdict is reused only when it was reached under
+    today's bounds, so a changed bound never keeps a stale answer.
+    """
     net = encoder.networks()[network]
     samples = encoder.sample_inputs(network)
-    key = hashlib.blake2b(
-        f"{encoder.weights_identity()}|{network}|{type(net.module).__qualname__}|{_versions()}".encode(),
-        digest_size=12,
-    ).hexdigest()
-    folder = cache_dir() / "onnx" / f"{encoder.backend}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / f"{network}-fp32.onnx"
     target = fp32 if precision == "fp32" else folder / f"{network}-{precision}.onnx"
@@ -215,18 +215,54 @@ def onnx_runner(
     if not target.exists():
         _quantise(fp32, target)
     runner = OnnxRunner(target, threads)
+    report = None
     if report_file.exists():
-        report = ParityReport(**json.loads(report_file.read_text(encoding="utf-8")))
-    else:
+        try:
+            saved = json.loads(report_file.read_text(encoding="utf-8"))
+            if saved.pop("bounds", None) == _bounds(precision):
+                report = ParityReport(**saved)
+        except (OSError, ValueError, TypeError):
+            report = None  # a damaged verdict is reached again below
+    if report is None:
         ref = TorchRunner(net.module, "cpu")(samples)
         report = _parity(network, precision, ref, runner(samples))
-        report_file.write_text(json.dumps(asdict(report)), encoding="utf-8")
+        _atomic_write(report_file, json.dumps({**asdict(report), "bounds": _bounds(precision)}))
     if not report.passed:
         raise RuntimeError(
             f"{precision} ONNX export of the {network} network failed its parity check "
             f"(min cosine {report.min_cosine:.4f}, top-10 agreement {report.top10_agreement:.2f})"
         )
-    return runner, report
+    return target, runner, report
+
+
+def _bounds(precision: str) -> list[float]:
+    return [FP32_MIN_COSINE] if precision == "fp32" else [INT8_MIN_COSINE, INT8_MIN_AGREEMENT]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def export_networks(encoder: Encoder, precision: str, folder: Path, threads: int | None = None
+                    ) -> dict[str, tuple[Path, ParityReport]]:
+    """Every network of ``encoder`` on ONNX Runtime: int8 that fails its check falls back to fp32 ONNX, fp32
+    that fails keeps torch; each fallback is one log line. Returns the networks that run on ONNX."""
+    done: dict[str, tuple[Path, ParityReport]] = {}
+    for name in encoder.networks():
+        for prec in (precision, "fp32") if precision != "fp32" else ("fp32",):
+            try:
+                path, runner, report = export_network(encoder, name, prec, folder, threads)
+            except Exception as exc:  # noqa: BLE001 - any export failure falls back, loudly
+                fallback = "fp32 ONNX" if prec != "fp32" else "torch"
+                reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                log.warning("%s: %s; the %s network runs on %s instead", encoder.name, reason, name, fallback)
+                continue
+            encoder.set_runner(name, runner, f"onnx-{prec}")
+            done[name] = (path, report)
+            break
+    return done
 
 
 def cache_dir_reports() -> list[dict[str, Any]]:
@@ -234,38 +270,38 @@ def cache_dir_reports() -> list[dict[str, Any]]:
     from polymodal.paths import cache_dir
 
     out = []
-    for path in sorted((cache_dir() / "onnx").glob("*/*.parity.json")):
+    root = cache_dir()
+    # plugin exports (onnx/NAME/) and the built-ins' bundle work folders (bundles/NAME/work/)
+    for path in sorted([*root.glob("onnx/*/*.parity.json"), *root.glob("bundles/*/work/*.parity.json")]):
+        folder = path.parent.parent.name if path.parent.name == "work" else path.parent.name
         try:
-            out.append({"folder": path.parent.name, **json.loads(path.read_text(encoding="utf-8"))})
+            out.append({"folder": folder, **json.loads(path.read_text(encoding="utf-8"))})
         except (OSError, ValueError):
             continue
     return out
 
 
 def use_onnx(encoder: Encoder, precision: str, threads: int | None = None) -> list[ParityReport]:
-    """Swap every network of ``encoder`` to ONNX Runtime; any network that cannot keeps torch, said in the log."""
+    """Swap ``encoder``'s networks to ONNX Runtime, cached by a digest of its built weights.
+
+    For backends that cannot name their weight files (third-party plugins): the built-ins are exported as
+    bundles instead (``polymodal.models.exports``), which load without torch.
+    """
+    from polymodal.paths import cache_dir
+
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         log.warning("onnxruntime is not installed; %s runs on torch (pip install onnxruntime)", encoder.name)
         return []
-    reports = []
     try:
-        names = list(encoder.networks())
+        nets = encoder.networks()
     except NotImplementedError:
         log.warning("%s does not describe its networks for export; it runs on torch", encoder.name)
         return []
-    for name in names:
-        # int8 that fails its check falls back to fp32 ONNX, and fp32 that fails falls back to torch.
-        for prec in (precision, "fp32") if precision != "fp32" else ("fp32",):
-            try:
-                runner, report = onnx_runner(encoder, name, prec, threads)
-            except Exception as exc:  # noqa: BLE001 - any export failure falls back, loudly
-                fallback = "fp32 ONNX" if prec != "fp32" else "torch"
-                reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-                log.warning("%s: %s; the %s network runs on %s instead", encoder.name, reason, name, fallback)
-                continue
-            encoder.set_runner(name, runner, f"onnx-{prec}")
-            reports.append(report)
-            break
-    return reports
+    key = hashlib.blake2b(
+        f"{encoder.weights_identity()}|{sorted((n, type(v.module).__qualname__) for n, v in nets.items())}|"
+        f"{_versions()}".encode(), digest_size=12,
+    ).hexdigest()
+    done = export_networks(encoder, precision, cache_dir() / "onnx" / f"{encoder.backend}-{key}", threads)
+    return [report for _, report in done.values()]

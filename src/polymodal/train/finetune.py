@@ -161,7 +161,7 @@ def finetune(
             raise InputError(f"{out} holds an interrupted run; continue it with --resume, or choose another --out")
         if not (out / INFO_FILE).is_file():
             raise InputError(f"output directory {out} exists and is not a polymodal fine-tune; choose another --out")
-    encoder = load_model(config.model, device=config.device)
+    encoder = load_model(config.model, device=config.device, runtime="torch")  # training needs the torch modules
     adapter = adapter_for(encoder)
     adapter.check_mode(config.mode)
     before = _evaluate(encoder, val)

