@@ -55,19 +55,29 @@ BACKGROUND_SENTENCES = (
     "The museum is closed on Mondays.",
 )
 
+#: bump when the backgrounds change, so embeddings stored in exported bundles are not reused
+BACKGROUND_VERSION = 1
+
 _lock = threading.Lock()
 _cache: dict[tuple[int, str], dict[str, np.ndarray]] = {}
 
 
+def compute_backgrounds(encoder: Encoder) -> dict[str, np.ndarray]:
+    return {
+        "visual": encoder.encode_images(sample_images(32)),
+        "speech": encoder.encode_texts(list(BACKGROUND_SENTENCES), truncate=True),
+    }
+
+
 def backgrounds(encoder: Encoder) -> dict[str, np.ndarray]:
-    """Normalised background embeddings per modality for ``encoder`` (computed once per encoder object)."""
+    """Normalised background embeddings per modality for ``encoder``: an exported bundle carries them (a search
+    then embeds no picture), else they are computed once per encoder object."""
     key = (id(encoder), encoder.name)
     with _lock:
         if key not in _cache:
-            _cache[key] = {
-                "visual": encoder.encode_images(sample_images(32)),
-                "speech": encoder.encode_texts(list(BACKGROUND_SENTENCES), truncate=True),
-            }
+            stored = getattr(encoder, "backgrounds", None)
+            found = stored() if callable(stored) else None
+            _cache[key] = found if found is not None else compute_backgrounds(encoder)
         return _cache[key]
 
 
