@@ -41,6 +41,16 @@ def is_bundle(path: str | os.PathLike[str]) -> bool:
     return (Path(path).expanduser() / BUNDLE_FILE).is_file()
 
 
+def feature_space(model: str | Encoder) -> str:
+    """The spec whose embeddings ``model`` gives: a bundle's source spec, else the spec itself. A library
+    built with a model can be searched with that model's bundle, and the other way round."""
+    if isinstance(model, Encoder):
+        return str(getattr(model, "source_spec", None) or model.name)
+    if is_bundle(model):
+        return str(read_meta(Path(model).expanduser())["source"]["spec"])
+    return model
+
+
 def read_meta(folder: Path) -> dict[str, Any]:
     """The bundle's metadata, checked for format and version; errors name the file and what would work."""
     path = folder / BUNDLE_FILE
