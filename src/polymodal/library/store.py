@@ -3,6 +3,10 @@
 Nothing here knows about files on disk or models; ``ingest`` and ``search`` use it. Writes to ``items``
 happen in single commits (``merge_insert`` with a delete clause), so a reader in another process always
 sees a whole version of the table: no path listed twice, no item with no path.
+
+Writes go through lancedb; reads of a local library through pylance (``reader.py``), so a search, ``similar``
+or ``status`` never imports lancedb (over a second of a new process's start). A library on object storage
+reads through lancedb too.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.errors import LibraryError, LibraryLockedError, MissingDependencyError
+from polymodal.errors import InputError, LibraryError, LibraryLockedError, MissingDependencyError
+from polymodal.library.reader import LanceReader
 from polymodal.library.remote import storage_options
 from polymodal.library.schema import DB_DIR, FILES, JOBS, LibraryMeta, files_schema, items_schema, jobs_schema
 
@@ -33,6 +38,9 @@ _IN_CHUNK = 500
 #: IVF partitions probed per query, and candidates per result re-ranked on the full vectors (refine_factor)
 ANN_NPROBES = 32
 ANN_REFINE = 10
+
+#: what reads a library's tables: pylance (local tables only) or lancedb
+READERS = ("lance", "lancedb")
 
 _SCALAR_COLUMNS = ["id", "hash", "kind", "paths", "size", "mtime", "width", "height", "taken", "date", "camera",
                    "latitude", "longitude", "orientation", "tags", "added"]
@@ -85,17 +93,90 @@ def _chunks(values: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[Sequence[Any]
         yield values[i: i + n]
 
 
+class Table:
+    """One table of the library, as the store hands it out.
+
+    Reads (``count_rows``, ``scan``, ``nearest``, ``has_vector_index``) go through the store's reader; any other
+    attribute (writes, ``schema``, lancedb's query builder) is the lancedb table's, opened on first use, so a
+    process that only reads never imports lancedb.
+    """
+
+    def __init__(self, store: Store, name: str, table: Any = None) -> None:
+        self.name = name
+        self._store = store
+        self._table = table
+
+    @property
+    def lancedb(self) -> Any:
+        """The lancedb table (it checks for newer versions on every call, see ``Store._db``)."""
+        if self._table is None:
+            self._table = self._store._db.open_table(self.name)
+        return self._table
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or attr in ("_store", "_table", "name"):  # not set yet (copy, pickle)
+            raise AttributeError(attr)
+        return getattr(self.lancedb, attr)
+
+    def count_rows(self, filter: str | None = None) -> int:  # lancedb's signature: callers pass it positionally
+        reader = self._store.reader
+        return reader.count(self.name, filter) if reader else int(self.lancedb.count_rows(filter))
+
+    def scan(self, columns: list[str] | None = None, where: str | None = None) -> Any:
+        """All rows (optionally filtered), ``columns`` only when given, as an Arrow table."""
+        reader = self._store.reader
+        if reader:
+            return reader.scan(self.name, columns, where)
+        query = self.lancedb.search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        return query.limit(None).to_arrow()
+
+    def has_vector_index(self, column: str = "vector") -> bool:
+        reader = self._store.reader
+        if reader:
+            return reader.has_vector_index(self.name, column)
+        return any(column in idx.columns for idx in self.lancedb.list_indices())
+
+    def nearest(self, vector: np.ndarray, limit: int, columns: list[str], where: str | None = None,
+                ann: tuple[int, int] | None = None, column: str = "vector") -> Any:
+        """The ``limit`` rows nearest to ``vector`` by the library's metric, ``columns`` then ``_distance``.
+
+        ``where`` filters before ranking (so ``limit`` rows match it when that many do); ``ann``:
+        (nprobes, refine_factor) to go through the column's index, None to compare with every row.
+        """
+        metric = self._store.meta.metric
+        reader = self._store.reader
+        if reader:
+            return reader.nearest(self.name, vector, limit, metric, columns, where, ann, column)
+        query = self.lancedb.search(np.asarray(vector, np.float32), vector_column_name=column).distance_type(metric)
+        if where:
+            query = query.where(where, prefilter=True)
+        query = query.bypass_vector_index() if ann is None else query.nprobes(ann[0]).refine_factor(ann[1])
+        return query.select([*columns, "_distance"]).limit(limit).to_arrow()
+
+
 class Store:
-    def __init__(self, root: Path, meta: LibraryMeta) -> None:
+    def __init__(self, root: Path, meta: LibraryMeta, reader: str | None = None) -> None:
+        """``reader``: one of ``READERS``; by default pylance where the tables are on this machine."""
         self.root = root
         self.meta = meta
         self._conn: Any = None
-        self._tables: dict[str, Any] = {}
+        self._tables: dict[str, Table] = {}
+        reader = reader or ("lancedb" if meta.storage else "lance")
+        if reader not in READERS:
+            raise InputError(f"unknown reader {reader!r}; use one of {', '.join(READERS)}")
+        if reader == "lance" and meta.storage:
+            raise InputError(f"reader 'lance' reads local tables only, not {meta.storage}; use 'lancedb'")
+        #: None: reads go through lancedb
+        self.reader = LanceReader(root / DB_DIR) if reader == "lance" else None
 
     @property
     def _db(self) -> Any:
         # Connected on first use: importing lancedb alone takes over a second, which a re-scan that finds
-        # nothing changed (see scancache) never needs to pay.
+        # nothing changed (see scancache) or a search (reader.py) never needs to pay.
         if self._conn is None:
             # Check for newer versions on every read: a long-lived reader (a server, a notebook) sees what
             # an indexer in another process commits, one whole version at a time.
@@ -107,28 +188,30 @@ class Store:
     # -- tables ---------------------------------------------------------------------------------------------
 
     def _table_names(self) -> set[str]:
+        if self.reader:
+            return self.reader.table_names()
         res = self._db.list_tables()
         names = getattr(res, "tables", res)
         return set(names)
 
-    def _open(self, name: str, schema: Any | None) -> Any | None:
+    def _open(self, name: str, schema: Any | None) -> Table | None:
         if name in self._tables:
             return self._tables[name]
         if name in self._table_names():
-            table = self._db.open_table(name)
+            table = Table(self, name)  # lancedb opens it only when something writes
         elif schema is not None:
-            table = self._db.create_table(name, schema=schema, exist_ok=True)
+            table = Table(self, name, self._db.create_table(name, schema=schema, exist_ok=True))
         else:
             return None
         self._tables[name] = table
         return table
 
-    def items(self, create: bool = False) -> Any | None:
+    def items(self, create: bool = False) -> Table | None:
         """The items table, or None before the first item (its vector width is known only then)."""
         schema = items_schema(self.meta.dim, self.meta.vector_type) if create and self.meta.dim else None
         return self._open(self.meta.items_table, schema)
 
-    def items_table(self) -> Any:
+    def items_table(self) -> Table:
         """The items table, which must exist (callers check ``items()`` first or have just written)."""
         table = self.items(create=True)
         if table is None:
@@ -141,44 +224,43 @@ class Store:
             raise LibraryError(f"library {self.root} has no model yet; index some files first")
         return items_schema(self.meta.dim, self.meta.vector_type)
 
-    def files(self) -> Any:
-        return self._open(FILES, files_schema())
+    def files(self) -> Table:
+        table = self._open(FILES, files_schema())
+        assert table is not None  # created when missing
+        return table
 
-    def jobs(self) -> Any:
-        return self._open(JOBS, jobs_schema())
+    def jobs(self) -> Table:
+        table = self._open(JOBS, jobs_schema())
+        assert table is not None
+        return table
 
     def drop(self, name: str) -> None:
         self._tables.pop(name, None)
         if name in self._table_names():
             self._db.drop_table(name)
 
-    def create_items_table(self, name: str, dim: int) -> Any:
+    def create_items_table(self, name: str, dim: int) -> Table:
         self.drop(name)
-        table = self._db.create_table(name, schema=items_schema(dim, self.meta.vector_type))
+        table = Table(self, name, self._db.create_table(name, schema=items_schema(dim, self.meta.vector_type)))
         self._tables[name] = table
         return table
 
-    def table(self, name: str) -> Any:
+    def table(self, name: str) -> Table | None:
         return self._open(name, None)
 
     # -- reading --------------------------------------------------------------------------------------------
 
     def count_items(self) -> int:
         table = self.items()
-        return int(table.count_rows()) if table is not None else 0
+        return table.count_rows() if table is not None else 0
 
-    def scan(self, table: Any, columns: list[str] | None = None, where: str | None = None) -> Any:
+    def scan(self, table: Table | None, columns: list[str] | None = None, where: str | None = None) -> Any:
         """All rows (optionally filtered) as an Arrow table."""
-        import pyarrow as pa
-
         if table is None:
+            import pyarrow as pa
+
             return pa.table({})
-        query = table.search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        return query.limit(None).to_arrow()
+        return table.scan(columns, where)
 
     def items_by(self, column: str, values: Sequence[str], columns: list[str] | None = None) -> Any:
         """Item rows whose ``column`` is one of ``values`` (all columns unless given)."""
@@ -211,9 +293,7 @@ class Store:
 
     def has_ann_index(self) -> bool:
         table = self.items()
-        if table is None:
-            return False
-        return any("vector" in idx.columns for idx in table.list_indices())
+        return table is not None and table.has_vector_index()
 
     def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None, exact: bool = False) -> Any:
         """The ``limit`` nearest items by cosine distance, as Arrow with a ``_distance`` column.
@@ -222,16 +302,8 @@ class Store:
         so scores are exact and the order close to exact search.
         """
         table = self.items_table()
-        query = table.search(np.asarray(vector, np.float32), vector_column_name="vector").distance_type(
-            self.meta.metric
-        )
-        if where:
-            query = query.where(where, prefilter=True)
-        if exact or not self.has_ann_index():
-            query = query.bypass_vector_index()
-        else:
-            query = query.nprobes(ANN_NPROBES).refine_factor(ANN_REFINE)
-        return query.select([*_SCALAR_COLUMNS, "_distance"]).limit(limit).to_arrow()
+        ann = None if exact or not table.has_vector_index() else (ANN_NPROBES, ANN_REFINE)
+        return table.nearest(vector, limit, _SCALAR_COLUMNS, where, ann)
 
     # -- writing --------------------------------------------------------------------------------------------
 
