@@ -172,8 +172,11 @@ class BundleEncoder(Encoder):
             entry = meta["networks"].get(net)
             if entry is None:
                 raise ModelLoadError(f"bundle {self.folder} has no {net} network; export the model again")
-            if not (self.folder / str(entry["file"])).is_file():
+            path = self.folder / str(entry["file"])
+            if not path.is_file():
                 raise ModelLoadError(f"bundle {self.folder} lacks {entry['file']}; export the model again")
+            if path.stat().st_size != entry.get("size"):  # the checksum is checked when the network is first run
+                raise _damaged(path)
             self.set_runner(net, _LazySession(self.folder, entry, threads), str(entry.get("runtime", "onnx")))
         try:
             self.tokenizer = BundleTokenizer(self.folder, meta["text"])

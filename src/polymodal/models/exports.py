@@ -97,8 +97,9 @@ def _try_load(bundle: Path, spec: ModelSpec, batch_size: int | None) -> Encoder 
         return encoder
     except ModelLoadError as exc:
         log.warning("the cached export of %s is unusable (%s); exporting it again", spec.raw, exc)
-        with contextlib.suppress(OSError):
-            (bundle / BUNDLE_FILE).unlink()
+        # The bundle's networks are hard links to the work folder's exports: both go, and are made anew.
+        for folder in (bundle, bundle.parent / "work"):
+            shutil.rmtree(folder, ignore_errors=True)
         return None
 
 
@@ -223,7 +224,7 @@ def export(spec: str, out: str | os.PathLike[str], precision: str = "fp32") -> P
     from polymodal.models.registry import backends, parse_spec
 
     dest = Path(out).expanduser()
-    if dest.exists() and any(dest.iterdir()) and not is_bundle(dest):
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not is_bundle(dest):
         raise ModelLoadError(f"{dest} exists and is not an empty directory or a bundle; choose a new directory")
     parsed = parse_spec(spec)
     backend = backends()[parsed.scheme]
