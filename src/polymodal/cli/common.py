@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from polymodal.models.base import Encoder
+if TYPE_CHECKING:  # numpy and the model registry load only when a command needs a model
+    from polymodal.models.base import Encoder
 
 
 def add_model_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
@@ -21,6 +22,11 @@ def add_model_options(parser: argparse.ArgumentParser, several: bool = False) ->
     )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch-size", type=int, help="images or texts per forward pass")
+    add_runtime_options(parser)
+
+
+def add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    """--runtime and --precision, worded the same in every command that loads a model."""
     parser.add_argument("--runtime", choices=("torch", "onnx"),
                         help="where the networks run (default: onnx on CPU, torch on GPU)")
     parser.add_argument("--precision", choices=("fp32", "int8"), help="int8: ONNX dynamic quantisation")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from polymodal.cli.common import add_model_options, load_encoder, print_json, print_table, progress_bar
 from polymodal.cli.remote import add_server_options, server_client
 from polymodal.errors import InputError
@@ -54,6 +52,8 @@ def _parse_labels(value: str) -> list[str]:
 def run_embed(args: argparse.Namespace) -> int:
     if not args.images and not args.text:
         raise InputError("nothing to embed: give image files and/or --text TEXT")
+    import numpy as np
+
     enc = load_encoder(args)
     parts = []
     if args.images:

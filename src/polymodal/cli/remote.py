@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polymodal.cli.common import hit_filters
 from polymodal.errors import InputError
-from polymodal.library.types import Hit
+
+if TYPE_CHECKING:  # every library command imports this module to register --server: keep it light
+    from polymodal.library.types import Hit
 
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
