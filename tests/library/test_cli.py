@@ -123,3 +123,38 @@ def test_errors_have_exit_codes_and_say_what_to_do(cli_lib, capsys, tmp_path):
     assert code == 4 and "nothing was removed" in err
     code, _, err = run(capsys, "search", "-L", lib)
     assert code == 4 and "nothing to search for" in err
+
+
+def test_library_commands_pass_runtime_and_precision_to_load_model(cli_lib, capsys, monkeypatch, photos):
+    """The model options of embed/match/classify reach load_model from the library commands too."""
+    import polymodal.models as models
+
+    lib, photo_dir = cli_lib
+    seen: list[dict] = []
+    reuse = models.load_model  # the autouse fixture's: hands back the session's lite
+
+    def recording(spec=None, **kw):
+        seen.append(kw)
+        return reuse(spec, **kw)
+
+    monkeypatch.setattr(models, "load_model", recording)
+    options = ("--runtime", "torch", "--precision", "fp32", "--device", "cpu", "--batch-size", "4")
+    assert run(capsys, "search", "a cat", "-L", lib, "--json", *options)[0] == 0
+    assert run(capsys, "similar", photos["horse"], "-L", lib, "--json", "--runtime", "onnx", "--precision",
+               "int8")[0] == 0  # a file outside the library: embedded with the library's model
+    assert run(capsys, "tag", "-L", lib, "--labels", "cat,cup", *options)[0] == 0
+    assert run(capsys, "index", photo_dir, "-L", tmp_lib := lib.parent / "lib2", "--model", "lite", *options)[0] == 0
+    assert run(capsys, "reindex", "-L", tmp_lib, "--runtime", "onnx")[0] == 0
+    want = {"device": "cpu", "batch_size": 4, "runtime": "torch", "precision": "fp32"}
+    assert seen[0] == want and seen[1] == {"device": None, "batch_size": None, "runtime": "onnx", "precision": "int8"}
+    assert seen[2] == want and seen[3] == want
+    assert seen[4] == {"device": None, "batch_size": None, "runtime": "onnx", "precision": None}
+
+
+@pytest.mark.parametrize("bad", [("--runtime", "tensorflow"), ("--precision", "fp16")])
+@pytest.mark.parametrize("command", [("search", "a cat"), ("similar", "x"), ("index", "."), ("tag",), ("reindex",),
+                                     ("serve",)])
+def test_a_bad_runtime_or_precision_is_a_usage_error(command, bad, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, *bad])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -80,3 +80,16 @@ def test_a_failed_reindex_leaves_the_library_as_it_was(tmp_path, photo_dir, lite
     shutil.rmtree(photo_dir / "sub", ignore_errors=True)
     again.reindex()  # the default: the library's own model; drops the half-built table
     assert len(again.store._table_names()) == 3
+
+
+def test_runtime_torch_finds_the_same_hits_as_the_default(tmp_path, photo_dir, lite_encoder):
+    """``Library.open(runtime=, precision=)`` loads the encoder with them: torch and ONNX rank alike."""
+    Library.open(tmp_path / "lib", model=lite_encoder).add([photo_dir])
+    default = Library.open(tmp_path / "lib")
+    torch_lib = Library.open(tmp_path / "lib", runtime="torch", precision="fp32")
+    for query in ("a cat", "a cup of coffee", "a rocket"):
+        a = default.search(text=query, k=5, exact=True)
+        b = torch_lib.search(text=query, k=5, exact=True)
+        assert [h.id for h in a] == [h.id for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
+    assert torch_lib.encoder().runtimes["text"] == "torch"

@@ -112,7 +112,9 @@ def test_polymodal_serve_serves_the_library(served_library, tmp_path):
                 pass
             assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.2)
-        hits = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": "a cup of coffee", "k": 1}).json()
+        # /health answers while the model loads beside the server: the first search waits for it
+        hits = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": "a cup of coffee", "k": 1},
+                         timeout=60).json()
         assert Path(hits["hits"][0]["path"]).stem == "coffee"
         assert httpx.get(f"http://127.0.0.1:{port}/health", headers={"Host": "evil.example"}).status_code == 400
     finally:

@@ -8,7 +8,14 @@ import argparse
 import os
 from typing import Any
 
-from polymodal.cli.common import add_library_option, hit_filters, print_json, print_table, progress_bar
+from polymodal.cli.common import (
+    add_library_option,
+    add_runtime_options,
+    hit_filters,
+    print_json,
+    print_table,
+    progress_bar,
+)
 from polymodal.cli.remote import add_server_options, server_client
 from polymodal.errors import InputError
 
@@ -18,6 +25,7 @@ def _model_option(p: argparse.ArgumentParser, required: bool = False, what: str 
                    "model spec (lite, hf:ID, open_clip:ARCH/TAG, a directory); must match the library's model")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, help="images per forward pass")
+    add_runtime_options(p)
 
 
 def _filter_options(p: argparse.ArgumentParser) -> None:
@@ -143,7 +151,8 @@ def _open(args: argparse.Namespace, create: bool = False, model: Any = None) -> 
 
     return Library.open(args.library, create=create, model=model, device=getattr(args, "device", None),
                         batch_size=getattr(args, "batch_size", None), vector_type=getattr(args, "vector_type", None),
-                        storage=getattr(args, "storage", None))
+                        storage=getattr(args, "storage", None), runtime=getattr(args, "runtime", None),
+                        precision=getattr(args, "precision", None))
 
 
 def _date(value: Any) -> str:

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from polymodal.cli.common import add_runtime_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a library over HTTP: API, web page, OpenAI-compatible /v1",
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", metavar="SPEC", help="enable /v1/images/generations and the page's generate view "
                    "with this generator (default: $POLYMODAL_GENERATOR or the config file's generator, else off)")
     p.add_argument("-m", "--model", metavar="SPEC", help="model of a new library (an existing one keeps its own)")
+    add_runtime_options(p)
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25)")
     p.set_defaults(func=run_serve)
 
@@ -40,7 +43,8 @@ def run_serve(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get("POLYMODAL_SERVER_TOKEN") or None,
         allowed_hosts=tuple(args.allow_host), cors_origins=tuple(args.cors),
         index_roots=tuple(Path(r).expanduser() for r in args.root),
-        generator=args.generator or load_settings().generator, model=args.model,
+        generator=args.generator or load_settings().generator, model=args.model, runtime=args.runtime,
+        precision=args.precision,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
     ).check()
     print(f"polymodal: serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "

@@ -64,13 +64,15 @@ class Library:
     """A collection of media with their embeddings, metadata and thumbnails, in a directory on disk."""
 
     def __init__(self, root: Path, meta: LibraryMeta, model: str | Encoder | None = None,
-                 device: str | None = None, batch_size: int | None = None) -> None:
+                 device: str | None = None, batch_size: int | None = None, runtime: str | None = None,
+                 precision: str | None = None) -> None:
         self.root = root
         self.meta = meta
         self.store = Store(root, meta)
         self._model = model
         self._device = device
         self._batch_size = batch_size
+        self._runtime, self._precision = runtime, precision
         self._encoder: Encoder | None = model if isinstance(model, Encoder) else None
         self._meta_stamp = self._stamp()
         #: item count from which an ANN index is built (see benchmarks/RESULTS.md for how it was chosen)
@@ -86,13 +88,14 @@ class Library:
     def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True,
              model: str | Encoder | None = None, device: str | None = None,
              batch_size: int | None = None, vector_type: str | None = None,
-             storage: str | None = None) -> Library:
+             storage: str | None = None, runtime: str | None = None, precision: str | None = None) -> Library:
         """Open the library at ``path`` (default: see ``default_library_path``), creating it if asked.
 
         ``model`` is only needed for a new library (else the default model is used at the first ``add``);
         for an existing one it must be the model that built it, or ModelMismatchError names the fix.
         ``vector_type`` (float32 or float16) and ``storage`` (an ``s3://`` URI for the tables, the directory
         keeping library.json and the writer lock) are chosen at creation and recorded in library.json.
+        ``device``, ``batch_size``, ``runtime`` and ``precision`` are how the encoder is loaded (``load_model``).
         """
         root = Path(path).expanduser() if path is not None else default_library_path()
         if root.exists() and not root.is_dir():
@@ -116,7 +119,7 @@ class Library:
             dim = model.dim if isinstance(model, Encoder) else None
             if name != meta.model or (dim is not None and dim != meta.dim):
                 raise _mismatch(root, meta, name, dim)
-        return cls(root, meta, model, device, batch_size)
+        return cls(root, meta, model, device, batch_size, runtime, precision)
 
     def _stamp(self) -> int:
         try:
@@ -148,7 +151,8 @@ class Library:
             from polymodal.models import load_model
 
             spec = self.meta.model or (self._model if isinstance(self._model, str) else None) or load_settings().model
-            self._encoder = load_model(spec, device=self._device, batch_size=self._batch_size)
+            self._encoder = load_model(spec, device=self._device, batch_size=self._batch_size, runtime=self._runtime,
+                                       precision=self._precision)
         enc = self._encoder
         if self.meta.model is None:
             self.meta.model, self.meta.backend, self.meta.dim = enc.name, enc.info.backend, enc.dim
@@ -253,7 +257,8 @@ class Library:
             else:
                 from polymodal.models import load_model
 
-                enc = load_model(model or self.meta.model, device=self._device, batch_size=self._batch_size)
+                enc = load_model(model or self.meta.model, device=self._device, batch_size=self._batch_size,
+                                 runtime=self._runtime, precision=self._precision)
             job = self._start_job("reindex", [])
             try:
                 report = reembed(self.store, enc, progress=progress, media=self.media_options)

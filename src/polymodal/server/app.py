@@ -68,7 +68,8 @@ def create_app(config: ServerConfig, *, library: Any = None, generator: Any = No
     if library is None:
         from polymodal.library import Library
 
-        library = Library.open(config.library, create=True, model=config.model)
+        library = Library.open(config.library, create=True, model=config.model, runtime=config.runtime,
+                               precision=config.precision)
     if generator is None and config.generator:
         from polymodal.generation import load_generator
 

@@ -27,6 +27,8 @@ class ServerConfig:
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_upload_pixels: int = MAX_UPLOAD_PIXELS
     model: str | None = None  # the model of a new library (an existing one keeps its own)
+    runtime: str | None = None  # torch or onnx (load_model's default: onnx on CPU)
+    precision: str | None = None  # fp32 or int8 (onnx only)
     # index jobs in a thread of the server (shares the loaded encoder) instead of a lower-priority child
     # process (loads its own; searches keep their latency, see indexproc.py)
     index_in_process: bool = False

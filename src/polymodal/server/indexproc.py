@@ -21,7 +21,8 @@ from polymodal.server.jobs import Cancelled
 NICE = 10
 
 
-def _child(root: str, paths: list[str], out: Any, cancel: Any) -> None:
+def _child(root: str, paths: list[str], out: Any, cancel: Any, runtime: str | None = None,
+           precision: str | None = None) -> None:
     from polymodal.library import Library
 
     try:
@@ -35,7 +36,7 @@ def _child(root: str, paths: list[str], out: Any, cancel: Any) -> None:
             raise KeyboardInterrupt
 
     try:
-        report = Library.open(root, create=False).add(paths, progress=progress)
+        report = Library.open(root, create=False, runtime=runtime, precision=precision).add(paths, progress=progress)
         out.put(("done", report.to_dict()))
     except KeyboardInterrupt:
         out.put(("cancelled",))
@@ -53,13 +54,15 @@ class ChildReport:
         return self.data
 
 
-def index_in_child(root: str, paths: list[str], progress: Callable[[int, int], None]) -> ChildReport:
-    """Run ``Library.open(root).add(paths)`` in a niced child; ``progress`` may raise to cancel it."""
+def index_in_child(root: str, paths: list[str], progress: Callable[[int, int], None], runtime: str | None = None,
+                   precision: str | None = None) -> ChildReport:
+    """Run ``Library.open(root).add(paths)`` in a niced child; ``progress`` may raise to cancel it. ``runtime``
+    and ``precision``: how the child loads its model (the server's own options)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # no fork of a process holding threads, onnxruntime and LanceDB handles
     out, cancel = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_child, args=(root, paths, out, cancel), daemon=True)
+    proc = ctx.Process(target=_child, args=(root, paths, out, cancel, runtime, precision), daemon=True)
     proc.start()
     cancelled = False
     try:

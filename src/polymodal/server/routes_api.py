@@ -29,14 +29,24 @@ async def _images(service: Service, uploads: list[UploadFile]) -> list[bytes]:
     return out
 
 
-@router.get("/health", tags=["server"], summary="Liveness: the server is up and its model loaded")
-def health() -> dict[str, str]:
+@router.get("/health", tags=["server"], summary="Liveness: the server is up (its model loads meanwhile; an "
+            "error once the load failed)")
+def health(request: Request) -> dict[str, str]:
+    _check_loaded(request)
     return {"status": "ok"}
 
 
 @router.head("/health", include_in_schema=False)  # load balancers and uptime checkers probe with HEAD
-def health_head() -> Response:
+def health_head(request: Request) -> Response:
+    _check_loaded(request)
     return Response()
+
+
+def _check_loaded(request: Request) -> None:
+    """A failed model load makes the server unhealthy; one still loading does not (routes wait for it)."""
+    error = _service(request).loader.failed
+    if error is not None:
+        raise error.with_traceback(None)
 
 
 @router.get("/api/version", tags=["server"], summary="polymodal's version, the model and the generator")

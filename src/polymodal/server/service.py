@@ -12,7 +12,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from polymodal.errors import InputError, NotFoundError
 from polymodal.server.config import ServerConfig
 from polymodal.server.files import Original, check_item_id, library_roots, open_original, read_original
 from polymodal.server.jobs import JobRunner, allowed_paths
+from polymodal.server.loading import EncoderLoader
+
+if TYPE_CHECKING:
+    from polymodal.models.base import Encoder
 
 _WEIGHT = re.compile(r"^(\d+(?:\.\d+)?|\.\d+):(.+)$", re.S)
 _SEGMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # e.g. v0003: a key in the segments table, never a path
@@ -103,11 +107,18 @@ class Service:
     def __init__(self, config: ServerConfig, library: Any, generator: Any = None) -> None:
         self.config = config
         self.library = library
-        self.encoder = library.encoder()  # loaded once: no cold start per query
+        # loaded once (no cold start per query), beside the server starting: /health answers meanwhile
+        self.loader = EncoderLoader(library.encoder).start()
         self.generator = generator
         self._generate_lock = threading.Lock()  # one generation at a time: it takes the whole machine
         self.generated = Generated()
         self.jobs = JobRunner(self._index)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The library's encoder, waiting for the start-up load if it is still running."""
+        encoder: Encoder = self.loader.get()
+        return encoder
 
     # -- searching --------------------------------------------------------------------------------------------
 
@@ -122,6 +133,7 @@ class Service:
         terms += [text_term(t, negative=True) for t in negative_texts] + [Term(-1.0, image=b) for b in negative_images]
         if not any(t.weight > 0 for t in terms):
             raise InputError("a search needs at least one positive term: q=TEXT, or an uploaded image")
+        self.encoder  # noqa: B018 - waits for the start-up load: the library must not start a second one
         # built terms: the library's parser would read a text naming an existing file as that image
         hits = self.library.search(terms=terms, k=k + offset, exact=exact, **self._filters(filters, moments=True))
         return Page(hits[offset:], k, offset)
@@ -233,4 +245,4 @@ class Service:
             return lib.add(paths, progress=progress)
         from polymodal.server.indexproc import index_in_child
 
-        return index_in_child(str(self.library.root), paths, progress)
+        return index_in_child(str(self.library.root), paths, progress, self.config.runtime, self.config.precision)
