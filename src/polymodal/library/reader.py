@@ -56,9 +56,6 @@ class LanceReader:
             self._session = lance.Session()
         return lance.dataset(str(self.db_dir / f"{name}{TABLE_SUFFIX}"), session=self._session)
 
-    def schema(self, name: str) -> Any:
-        return self._dataset(name).schema
-
     def count(self, name: str, where: str | None = None) -> int:
         return int(self._dataset(name).count_rows(where))
 
