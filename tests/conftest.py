@@ -68,6 +68,14 @@ def lite():
 
 
 @pytest.fixture(scope="session")
+def lite_torch():
+    """``lite`` as torch modules (its networks' internals), where ``lite`` itself loads the exported bundle."""
+    from polymodal.models import load_model
+
+    return load_model("lite", runtime="torch")
+
+
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
 

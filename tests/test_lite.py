@@ -10,10 +10,10 @@ import polymodal
 from polymodal.models.lite.imagenet import imagenet_classes
 
 
-def test_efficientnet_lite0_weights_classify_imagenet_correctly(lite, photos):
+def test_efficientnet_lite0_weights_classify_imagenet_correctly(lite_torch, photos):
     """The architecture (TF 'same' padding, ReLU6, no SE) must reproduce the ImageNet predictions."""
-    batch = [lite.preprocess_image(lite.load_image(photos[n])) for n in ("cat", "coffee")]
-    probs = lite.class_probabilities(batch)
+    batch = [lite_torch.preprocess_image(lite_torch.load_image(photos[n])) for n in ("cat", "coffee")]
+    probs = lite_torch.class_probabilities(batch)
     names = [imagenet_classes()[int(i)].name for i in probs.argmax(1)]
     assert names[0] in {"tabby", "tiger cat", "Egyptian cat"}
     assert names[1] == "espresso"

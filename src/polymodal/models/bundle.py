@@ -19,6 +19,7 @@ numbers. The export cache (``polymodal.models.exports``) stores its exports in t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -29,6 +30,8 @@ import numpy as np
 from polymodal import __version__
 from polymodal.errors import ModelLoadError
 from polymodal.models.base import Encoder, normalise
+
+log = logging.getLogger("polymodal")
 
 BUNDLE_FILE = "polymodal_bundle.json"
 FORMAT = "polymodal-bundle"
@@ -148,7 +151,7 @@ class BundleEncoder(Encoder):
     backend = "bundle"
 
     def __init__(self, folder: str | os.PathLike[str], name: str | None = None, batch_size: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, announce: bool = True) -> None:
         from polymodal.models.preprocess import ImageTransform
         from polymodal.models.textspec import BundleTokenizer
 
@@ -178,6 +181,8 @@ class BundleEncoder(Encoder):
             if path.stat().st_size != entry.get("size"):  # the checksum is checked when the network is first run
                 raise _damaged(path)
             self.set_runner(net, _LazySession(self.folder, entry, threads), str(entry.get("runtime", "onnx")))
+            if entry.get("fallback") and announce:  # said at every load: asking for int8 and getting fp32 is never silent
+                log.warning("%s: %s", self.name, entry["fallback"])
         try:
             self.tokenizer = BundleTokenizer(self.folder, meta["text"])
         except ModelLoadError:

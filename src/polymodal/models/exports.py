@@ -32,6 +32,7 @@ from polymodal.errors import ModelLoadError
 if TYPE_CHECKING:
     from polymodal.models.base import Encoder
     from polymodal.models.registry import Backend, ModelSpec
+    from polymodal.models.runtime import Exported
 
 log = logging.getLogger("polymodal")
 
@@ -131,7 +132,7 @@ def build_bundle(encoder: Encoder, root: Path, precision: str, spec: ModelSpec |
     exported or the model cannot be expressed without torch (then the encoder runs what it can on ONNX)."""
     from polymodal.models.runtime import export_networks
 
-    done = export_networks(encoder, precision, root / "work")
+    done = export_networks(encoder, precision, root / "work", say_fallbacks=False)
     if set(done) != set(encoder.networks()):
         return False
     try:
@@ -142,7 +143,7 @@ def build_bundle(encoder: Encoder, root: Path, precision: str, spec: ModelSpec |
     return True
 
 
-def write_bundle(encoder: Encoder, out: Path, precision: str, networks: dict[str, tuple[Path, Any]],
+def write_bundle(encoder: Encoder, out: Path, precision: str, networks: dict[str, Exported],
                  spec: ModelSpec | None = None) -> None:
     """Write a complete bundle to ``out``: staged in a sibling directory, then renamed into place whole."""
     from dataclasses import asdict
@@ -157,10 +158,11 @@ def write_bundle(encoder: Encoder, out: Path, precision: str, networks: dict[str
     stage.mkdir(parents=True)
     try:
         entries: dict[str, Any] = {}
-        for name, (path, report) in networks.items():
+        for name, exported in networks.items():
             dest = stage / f"{name}.onnx"
-            _link_or_copy(path, dest)
-            entries[name] = {**file_entry(dest), "runtime": f"onnx-{report.precision}", "parity": asdict(report)}
+            _link_or_copy(exported.path, dest)
+            entries[name] = {**file_entry(dest), "runtime": f"onnx-{exported.report.precision}",
+                             "parity": asdict(exported.report), "fallback": exported.note}
         source_files = _source_digests(spec)
         meta: dict[str, Any] = {
             "format": FORMAT, "version": BUNDLE_VERSION, "polymodal": __version__,
@@ -181,7 +183,7 @@ def write_bundle(encoder: Encoder, out: Path, precision: str, networks: dict[str
         # built with it to the last digit.
         from polymodal.library.calibration import BACKGROUND_VERSION, compute_backgrounds
 
-        bg = compute_backgrounds(BundleEncoder(stage, name=encoder.name))
+        bg = compute_backgrounds(BundleEncoder(stage, name=encoder.name, announce=False))
         import numpy as np
 
         np.savez(stage / "backgrounds.npz", visual=bg["visual"], speech=bg["speech"])

@@ -245,22 +245,34 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def export_networks(encoder: Encoder, precision: str, folder: Path, threads: int | None = None
-                    ) -> dict[str, tuple[Path, ParityReport]]:
+@dataclass(frozen=True)
+class Exported:
+    path: Path  # the ONNX file the network runs from
+    report: ParityReport
+    note: str | None  # why it runs at a lower precision than asked (an int8 export that failed its check)
+
+
+def export_networks(encoder: Encoder, precision: str, folder: Path, threads: int | None = None,
+                    say_fallbacks: bool = True) -> dict[str, Exported]:
     """Every network of ``encoder`` on ONNX Runtime: int8 that fails its check falls back to fp32 ONNX, fp32
-    that fails keeps torch; each fallback is one log line. Returns the networks that run on ONNX."""
-    done: dict[str, tuple[Path, ParityReport]] = {}
+    that fails keeps torch; each fallback is one log line (an int8 one is only returned as the network's
+    ``note`` when not ``say_fallbacks``: a bundle says it each time it is loaded). Returns the networks that
+    run on ONNX."""
+    done: dict[str, Exported] = {}
     for name in encoder.networks():
+        note = None
         for prec in (precision, "fp32") if precision != "fp32" else ("fp32",):
             try:
                 path, runner, report = export_network(encoder, name, prec, folder, threads)
             except Exception as exc:  # noqa: BLE001 - any export failure falls back, loudly
                 fallback = "fp32 ONNX" if prec != "fp32" else "torch"
                 reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-                log.warning("%s: %s; the %s network runs on %s instead", encoder.name, reason, name, fallback)
+                note = f"{reason}; the {name} network runs on {fallback} instead"
+                if say_fallbacks or prec == "fp32":
+                    log.warning("%s: %s", encoder.name, note)
                 continue
             encoder.set_runner(name, runner, f"onnx-{prec}")
-            done[name] = (path, report)
+            done[name] = Exported(path, report, note)
             break
     return done
 
@@ -304,4 +316,4 @@ def use_onnx(encoder: Encoder, precision: str, threads: int | None = None) -> li
         f"{_versions()}".encode(), digest_size=12,
     ).hexdigest()
     done = export_networks(encoder, precision, cache_dir() / "onnx" / f"{encoder.backend}-{key}", threads)
-    return [report for _, report in done.values()]
+    return [e.report for e in done.values()]
