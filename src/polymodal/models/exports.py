@@ -49,7 +49,10 @@ def cache_folder(spec: ModelSpec, backend: Backend) -> Path | None:
     files = backend.source_files(spec)
     if files is None:
         return None
-    key = source_identity(spec.scheme, spec.target, files)
+    from polymodal.models.bundle import BUNDLE_VERSION
+    from polymodal.models.runtime import EXPORT_VERSION
+
+    key = source_identity(spec.scheme, spec.target, files, f"bundle{BUNDLE_VERSION}-export{EXPORT_VERSION}")
     return cache_dir() / "bundles" / f"{spec.scheme}-{key}"
 
 
