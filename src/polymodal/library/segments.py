@@ -156,10 +156,9 @@ def search(store: Store, vector: np.ndarray, kind: str, limit: int = POOL) -> li
     table = segments_table(store)
     if table is None:
         return []
-    query = (table.search(np.asarray(vector, np.float32), vector_column_name="vector").distance_type("cosine")
-             .where(f"kind = {sql_str(kind)}", prefilter=True).bypass_vector_index()
-             .select(["item_id", "id", "kind", "start", "end", "text", "_distance"]).limit(limit))
-    rows = query.to_arrow().to_pylist()
+    # exact search (the segments table has no vector index), read like the items table (pylance when local)
+    rows = table.nearest(np.asarray(vector, np.float32), limit, ["item_id", "id", "kind", "start", "end", "text"],
+                         where=f"kind = {sql_str(kind)}").to_pylist()
     for r in rows:
         r["score"] = 1.0 - float(r.pop("_distance"))
     return rows
