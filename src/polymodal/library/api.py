@@ -115,7 +115,9 @@ class Library:
             write_meta(root, meta)
         check_options(root, meta, vector_type, storage)
         if meta.model is not None and model is not None:
-            name = model.name if isinstance(model, Encoder) else model
+            from polymodal.models.bundle import feature_space
+
+            name = feature_space(model)  # a bundle of the library's model is that model
             dim = model.dim if isinstance(model, Encoder) else None
             if name != meta.model or (dim is not None and dim != meta.dim):
                 raise _mismatch(root, meta, name, dim)
@@ -149,16 +151,21 @@ class Library:
         if self._encoder is None:
             from polymodal.config import load_settings
             from polymodal.models import load_model
+            from polymodal.models.bundle import is_bundle
 
-            spec = self.meta.model or (self._model if isinstance(self._model, str) else None) or load_settings().model
+            asked = self._model if isinstance(self._model, str) else None
+            # A bundle asked for is used even when the library names its source model (checked at open).
+            spec = asked if asked and is_bundle(asked) else (self.meta.model or asked or load_settings().model)
             self._encoder = load_model(spec, device=self._device, batch_size=self._batch_size, runtime=self._runtime,
                                        precision=self._precision)
         enc = self._encoder
+        from polymodal.models.bundle import feature_space
+
         if self.meta.model is None:
-            self.meta.model, self.meta.backend, self.meta.dim = enc.name, enc.info.backend, enc.dim
+            self.meta.model, self.meta.backend, self.meta.dim = feature_space(enc), enc.info.backend, enc.dim
             write_meta(self.root, self.meta)
             self._meta_stamp = self._stamp()
-        elif enc.name != self.meta.model or enc.dim != self.meta.dim:
+        elif feature_space(enc) != self.meta.model or enc.dim != self.meta.dim:
             raise _mismatch(self.root, self.meta, enc.name, enc.dim)
         return enc
 

@@ -106,7 +106,9 @@ def reembed(store: Store, encoder: Encoder, *, progress: ProgressCallback | None
                 progress(min(start + _BATCH, total), total)
     old_name = store.meta.items_table
     store.meta.items_table = new_name
-    store.meta.model, store.meta.backend, store.meta.dim = encoder.name, encoder.info.backend, encoder.dim
+    from polymodal.models.bundle import feature_space
+
+    store.meta.model, store.meta.backend, store.meta.dim = feature_space(encoder), encoder.info.backend, encoder.dim
     store.sync()  # the new table must be on disk before library.json points to it
     write_meta(store.root, store.meta)  # the switch: readers opening from now on see the new table
     if removed_ids := [r["id"] for r in rows if "vector" not in r]:
