@@ -22,15 +22,14 @@ from tiny_models import make_tiny_chinese_clip, make_tiny_clip, make_tiny_open_c
 #: what the torch-free path must never import
 HEAVY = ("torch", "transformers", "sentence_transformers", "open_clip", "lancedb")
 
-#: a subprocess prelude whose import hook refuses the heavy packages
+#: a subprocess prelude in which the heavy packages cannot be imported, as if they were not installed: a None in
+#: sys.modules makes ``import torch`` fail and ``importlib.util.find_spec("torch")`` answer None (pylance asks)
 BLOCKER = textwrap.dedent(f"""
-    import importlib.abc, sys
-    class _Refuse(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {HEAVY!r}:
-                raise ImportError(f"blocked import of {{name}}")
-            return None
-    sys.meta_path.insert(0, _Refuse())
+    import sys
+    for _name in {HEAVY!r}:
+        sys.modules[_name] = None
+    def loaded_heavy():
+        return [k for k, v in sys.modules.items() if v is not None and k.split(".")[0] in {HEAVY!r}]
 """)
 
 TEXTS = ["a cat", "a cup of coffee on a table", "a rocket on its launch pad", "Ünïcödé ✓ text, 42!"]
@@ -49,7 +48,9 @@ def _run_blocked(code: str, env: dict[str, str] | None = None) -> subprocess.Com
 def test_the_import_blocker_blocks():
     """Positive control: the hook the torch-free tests rely on does refuse torch."""
     res = _run_blocked("import torch\n")
-    assert res.returncode != 0 and "blocked import of torch" in res.stderr
+    assert res.returncode != 0 and "import of torch halted" in res.stderr
+    res = _run_blocked("from transformers import AutoModel\n")
+    assert res.returncode != 0 and "ModuleNotFoundError" in res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_lite_bundle_equals_its_source_and_loads_without_torch(lite_bundle, phot
         import numpy as np, sys, polymodal
         m = polymodal.load_model({str(lite_bundle)!r})
         np.savez({str(out)!r}, i=m.encode_images({imgs!r}), t=m.encode_texts({TEXTS!r}))
-        print(m.runtimes, m.info.backend, [k for k in sys.modules if k.split('.')[0] in {HEAVY!r}])
+        print(m.runtimes, m.info.backend, loaded_heavy())
     """)
     assert res.returncode == 0, res.stderr
     assert "'image': 'onnx-fp32'" in res.stdout and "lite []" in res.stdout
@@ -127,7 +128,7 @@ def test_cli_commands_on_a_warm_cache_import_no_torch(lite, photos, tmp_path):
             import sys
             from polymodal.cli import main
             code = main({argv!r})
-            assert not [k for k in sys.modules if k.split('.')[0] in {HEAVY!r}]
+            assert not loaded_heavy()
             sys.exit(code)
         """)
         assert res.returncode == 0, (argv, res.stderr)
@@ -291,3 +292,47 @@ def test_a_library_built_with_a_model_is_searched_with_its_bundle(lite_bundle, p
     got = [(h.path, h.score) for h in with_bundle.search(text="a cat", k=3)]
     assert [p for p, _ in got] == [p for p, _ in want]
     assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+
+
+def test_a_fine_tuned_lite_bundles_and_loads_without_torch(tmp_path, photos, lite):
+    import torch
+
+    from polymodal.models.lite.tuned import save_tuned
+
+    torch.manual_seed(0)
+    src = tmp_path / "my-lite"
+    save_tuned(src, torch.randn(384, 1280) * 0.02, torch.zeros(384), logit_scale=20.0, wise_alpha=0.5)
+    from polymodal.models.exports import export
+
+    bundle = export(str(src), tmp_path / "bundle")
+    ref = polymodal.load_model(str(src), runtime="torch")
+    imgs = [str(photos[n]) for n in ("cat", "coffee", "rocket")]
+    out = tmp_path / "emb.npy"
+    res = _run_blocked(f"""
+        import numpy as np, polymodal
+        m = polymodal.load_model({str(bundle)!r})
+        np.save({str(out)!r}, m.encode_images({imgs!r}))
+        assert m.logit_scale == 20.0 and m.info.backend == "lite-tuned"
+    """)
+    assert res.returncode == 0, res.stderr
+    assert _cos(np.load(out), ref.encode_images(imgs)).min() >= 0.999
+
+
+def test_a_warm_cache_search_imports_no_torch_nor_lancedb(lite, photos, tmp_path):
+    from polymodal.library import Library
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in ("cat", "coffee", "rocket", "flower"):
+        shutil.copy(photos[n], folder / photos[n].name)
+    Library.open(tmp_path / "lib", model="lite").add([folder])
+    res = _run_blocked(f"""
+        import sys
+        from polymodal.cli import main
+        code = main(["search", "a cat", "--library", {str(tmp_path / "lib")!r}, "--json", "-k", "2"])
+        assert not loaded_heavy()
+        sys.exit(code)
+    """)
+    assert res.returncode == 0, res.stderr
+    hits = json.loads(res.stdout)
+    assert hits[0]["path"].endswith("chelsea.png")
