@@ -134,3 +134,21 @@ def test_parallel_decode_gives_the_same_result_and_names_a_bad_file(lite, photos
     bad.write_text("not a photo")
     with pytest.raises(ImageDecodeError, match=r"bad\.jpg"):
         lite.encode_images([*items[:6], bad, *items[6:]], batch_size=4)
+
+
+def test_the_int8_gate_refuses_kept_cosines_with_scrambled_neighbours():
+    """Cosine alone would pass this export; the top-10 agreement rule catches that it reorders neighbours."""
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=64) + 0.02 * rng.normal(size=(32, 64))  # tight: neighbours rest on small differences
+    scrambled = ref + 0.02 * rng.normal(size=(32, 64))  # a new small difference per sample: cosine still ~1
+    rep = runtime._parity("text", "int8", ref, scrambled)
+    assert rep.min_cosine >= runtime.INT8_MIN_COSINE
+    assert rep.top10_agreement < runtime.INT8_MIN_AGREEMENT and not rep.passed
+    kept = runtime._parity("text", "int8", ref, ref * 1.001)  # control: same neighbours, same cosines
+    assert kept.top10_agreement == 1.0 and kept.passed
+
+
+def test_the_gate_checks_batch_one_as_well():
+    ref = np.eye(16)[:12] + 0.1
+    rep = runtime._parity("image", "fp32", ref, ref.copy(), got_single=-ref[:4])
+    assert rep.min_cosine > 0.999 and rep.batch1_min_cosine < 0 and not rep.passed

@@ -67,6 +67,43 @@ def sample_images(n: int = 32) -> list[Any]:
     return out
 
 
+def real_photos() -> list[Any]:
+    """Real photographs from an installed core dependency (matplotlib's sample data), each also cropped and
+    mirrored: the export gate checks networks on real pictures, whose statistics synthetic ones lack."""
+    from importlib.util import find_spec
+
+    from PIL import Image, ImageOps
+
+    spec = find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a core dependency
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "sample_data"
+    out: list[Any] = []
+    for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
+        try:
+            with Image.open(folder / name) as img:
+                photo = img.convert("RGB")
+        except OSError:
+            continue
+        w, h = photo.size
+        crops = [(0, 0, w, h), (0, 0, w // 2, h // 2), (w // 2, h // 2, w, h), (w // 4, 0, 3 * w // 4, h // 2)]
+        for box in crops:
+            part = photo.crop(box)
+            out += [part, ImageOps.mirror(part)]
+    return out
+
+
+def real_sentences(n: int = 32) -> list[str]:
+    """Real sentences: ImageNet class definitions as timm ships them (every 31st class, deterministic)."""
+    from polymodal.models.lite.imagenet import imagenet_classes
+
+    try:
+        classes = imagenet_classes()
+    except (OSError, KeyError):  # pragma: no cover - timm is a core dependency
+        return []
+    return [c.definition for c in classes[::31] if c.definition][:n]
+
+
 @dataclass(frozen=True)
 class EncoderInfo:
     """What an encoder is, as plain data (for ``polymodal models``, libraries that record their model, ...)."""
@@ -213,10 +250,12 @@ class Encoder(ABC):
         return self._networks
 
     def sample_inputs(self, network: str) -> dict[str, np.ndarray]:
-        """Realistic inputs for one network, for export and parity checks."""
+        """Inputs for one network, for export and parity checks: synthetic pictures and short queries, plus
+        real photos and real sentences."""
         if network == "image":
-            return {"pixel_values": np.stack([np.asarray(self.preprocess_image(i)) for i in sample_images()])}
-        return self.text_inputs(list(SAMPLE_TEXTS), truncate=True)
+            images = [*sample_images(), *real_photos()]
+            return {"pixel_values": np.stack([np.asarray(self.preprocess_image(i)) for i in images])}
+        return self.text_inputs([*SAMPLE_TEXTS, *real_sentences()], truncate=True)
 
     def set_runner(self, network: str, runner: Callable[[dict[str, np.ndarray]], np.ndarray], label: str) -> None:
         self._runners[network] = runner
