@@ -41,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--modality", choices=["visual", "speech"], help="only one kind of evidence")
     m.add_argument("--no-speech", dest="speech", action="store_false", help="index the videos without transcribing")
 
+    o = _task(tasks, "ocr", run_ocr, help="OCR: character error rate and line accuracy",
+              data='a .jsonl of {"image": path, "lines": ["text", ...]} rows, or a folder of images with .txt '
+              "sidecars (one line of text per line)")
+    from polymodal.cli.ocr_cmd import add_ocr_options
+
+    add_ocr_options(o)
+    o.add_argument("--json", action="store_true", help="print results as JSON")
+
     # Added last so that in each task's --help its own options come first, the shared ones after them.
     for task in (r, z, g, m):
         add_model_options(task, several=True)
@@ -171,4 +179,20 @@ def run_moments(args: argparse.Namespace) -> int:
     for r in results:
         for f in r.failures:
             print(f"  {r.model}: could not index {f['path']}: {f['reason']}")
+    return 0
+
+
+def run_ocr(args: argparse.Namespace) -> int:
+    """Read the text of each picture and compare it with the truth: character error rate (edit distance over
+    the true length, texts NFKC-normalised, spaces removed, case folded) and the share of true lines read
+    exactly."""
+    from polymodal.cli.ocr_cmd import ocr_kwargs
+    from polymodal.ocr.evaluate import evaluate_ocr
+
+    r = evaluate_ocr(args.data, progress=progress_bar("reading text", "img"), **ocr_kwargs(args))
+    if args.json:
+        print_json(r.summary())
+        return 0
+    print(f"{r.data}: {r.images} images, {r.lines} lines")
+    print_table([[r.engine, f"{100 * r.cer:.2f}", f"{100 * r.line_accuracy:.1f}"]], ["ENGINE", "CER %", "LINE ACC %"])
     return 0
