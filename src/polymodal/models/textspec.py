@@ -5,7 +5,10 @@ gives the ids the backend's own ``text_inputs`` gives, with only ``tokenizers``,
 
 What a ``tokenizers.Tokenizer`` cannot hold lives in the spec: padding (to the longest text or to the context),
 which arrays the text network reads, whether an over-long text is refused (open_clip's HF-hub tokenizers never
-refuse), and open_clip's Python-side text cleaning (``clean``), which runs before the tokenizer.
+refuse), and the Python-side text cleaning (``clean``) that runs before the tokenizer: open_clip's cleaners, and
+transformers' ``SiglipTokenizer`` (a sentencepiece tokenizer with no ``tokenizers`` backend), whose text
+preparation and sentencepiece normalisation are redone in Python (``SiglipText``) in front of a ``tokenizers``
+Unigram (or BPE) model built from its ``.model`` file.
 
 open_clip's CLIP cleaning starts with ``ftfy.fix_text``. ftfy is not a runtime dependency here, so
 ``fix_text`` below redoes its table-driven fixes with the standard library (HTML entities, C1 controls,
@@ -18,8 +21,10 @@ tokenize differently here than in open_clip.
 from __future__ import annotations
 
 import html
+import json
 import re
 import string
+import struct
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -160,6 +165,132 @@ CLEANERS: dict[str, Callable[[str], str]] = {
 }
 
 
+# --- transformers' SiglipTokenizer, up to the text its sentencepiece model segments
+
+
+class CharsMap:
+    """sentencepiece's normaliser (``normalizer.cc``): the rules of a ``precompiled_charsmap``, longest match
+    first, then its whitespace rules (runs of spaces collapsed, trailing spaces dropped).
+
+    The rules are a darts-clone double-array trie over UTF-8 bytes, followed by the replacement strings. They run
+    here, not as tokenizers' ``Precompiled``, because that looks a whole grapheme up and keeps only the rule of its
+    first character: it drops the combining mark of "ｈ̟" where sentencepiece keeps it."""
+
+    def __init__(self, blob: bytes) -> None:
+        (size,) = struct.unpack_from("<I", blob) if blob else (0,)  # no charsmap: the whitespace rules only
+        self._units = struct.unpack_from(f"<{size // 4}I", blob, 4) if size else (0,)
+        self._strings = blob[4 + size:]
+        self._starts: dict[str, bool] = {}  # whether a character begins any rule, learnt as it is met
+
+    def _longest(self, data: bytes, start: int) -> tuple[int, int]:
+        """(length in bytes, replacement offset) of the longest rule matching at ``start``; length 0 for none."""
+        units, best = self._units, (0, 0)
+        pos = _offset(units[0])
+        for i in range(start, len(data)):
+            pos ^= data[i]
+            if pos >= len(units):
+                break
+            unit = units[pos]
+            if unit & 0x800000FF != data[i]:  # the unit's label is not this byte
+                break
+            pos ^= _offset(unit)
+            if unit >> 8 & 1:  # a rule ends here; its value sits in the next unit
+                best = (i + 1 - start, units[pos] & 0x7FFFFFFF)
+        return best
+
+    def _begins_rule(self, char: str) -> bool:
+        if char not in self._starts:
+            data, pos = char.encode("utf-8"), _offset(self._units[0])
+            for byte in data:
+                pos ^= byte
+                unit = self._units[pos] if pos < len(self._units) else -1
+                if unit & 0x800000FF != byte:
+                    self._starts[char] = False
+                    break
+                pos ^= _offset(unit)
+            else:
+                self._starts[char] = True
+        return self._starts[char]
+
+    def normalize(self, text: str) -> str:
+        """``text`` as sentencepiece normalises it after a non-space (SiglipTokenizer encodes "<unk>" + text)."""
+        pieces: list[str] = []
+        data = text.encode("utf-8", "surrogatepass")
+        i = at = synced = 0  # ``at``: the byte offset of character ``synced``, brought up to ``i`` when needed
+        while i < len(text):
+            char = text[i]
+            if not self._begins_rule(char):
+                pieces.append(char)
+                i += 1
+                continue
+            at += len(text[synced:i].encode("utf-8", "surrogatepass"))
+            length, value = self._longest(data, at)
+            if length == 0:
+                pieces.append(char)
+                length = len(char.encode("utf-8", "surrogatepass"))
+            else:
+                pieces.append(self._strings[value:self._strings.index(0, value)].decode("utf-8"))
+            i += len(data[at:at + length].decode("utf-8", "surrogatepass"))
+            at += length
+            synced = i
+        out, prev_space = [], False
+        for piece in pieces:
+            if prev_space:
+                piece = piece.lstrip(" ")
+            if piece:
+                out.append(piece)
+                prev_space = piece.endswith(" ")
+        return "".join(out).rstrip(" ")
+
+
+def _offset(unit: int) -> int:
+    return (unit >> 10) << ((unit & (1 << 9)) >> 6)
+
+
+class SiglipText:
+    """What transformers' ``SiglipTokenizer`` gives its sentencepiece model, as one string for the Tokenizer.
+
+    SiglipTokenizer splits the text at its added tokens (``</s>``, ``<unk>``), canonicalises each other part
+    (big_vision's ``canonicalize_text``: lower case, ASCII punctuation removed, whitespace collapsed, stripped;
+    unlike open_clip's ``canonicalize`` no ftfy and no HTML unescaping, and "_" is removed, not made a space), and
+    encodes each part as ``"<unk>" + part`` to drop the ``<unk>`` pieces again. The first part starts with "▁",
+    which the normaliser makes a space; the others do not. It adds ``</s>`` unless the ids already end with it.
+
+    Two gaps, both for texts that spell out an added token: a part after an added token is segmented here on its
+    own, there glued to the pieces of "<unk>", which differ only where the vocabulary has a piece across that
+    join; and full-width forms the normaliser turns into an added token's text (＜／ｓ＞) are read as that token
+    here, as plain pieces there."""
+
+    def __init__(self, specials: list[dict[str, Any]], eos: str, lower: bool, charsmap: CharsMap) -> None:
+        self.strip = {str(s["content"]): (bool(s.get("lstrip")), bool(s.get("rstrip"))) for s in specials}
+        self.eos, self.lower, self.charsmap = eos, lower, charsmap
+        # transformers' Trie: the leftmost added token, the longest one at that place
+        names = sorted(self.strip, key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(map(re.escape, names)) + ")") if names else None
+
+    def _part(self, text: str, first: bool) -> str:
+        if self.lower:
+            text = text.lower()
+        text = " ".join(text.translate(_PUNCTUATION).split())
+        return self.charsmap.normalize(" " + text if first else text)
+
+    def __call__(self, text: str) -> str:
+        text = text.replace("▁", " ")
+        parts = self._split.split(text) if self._split else [text]
+        for i in range(1, len(parts), 2):  # odd places hold the added tokens
+            lstrip, rstrip = self.strip[parts[i]]
+            if lstrip:
+                parts[i - 1] = parts[i - 1].rstrip()
+            if rstrip:
+                parts[i + 1] = parts[i + 1].lstrip()
+        out = [parts[i] if i % 2 else self._part(parts[i], first=i == 0) for i in range(len(parts))]
+        while len(out) > 1 and not out[-1]:
+            out.pop()
+        if len(out) > 1 and out[-1] == self.eos:
+            out.pop()  # the Tokenizer's template adds it back
+        return "".join(out)
+
+
 # --- reading a bundle
 
 
@@ -170,9 +301,14 @@ class BundleTokenizer:
         from tokenizers import Tokenizer
 
         path = Path(folder) / str(config.get("file", TOKENIZER_FILE))
+        charsmap = None
         try:
-            self._plain = Tokenizer.from_file(str(path))
-            self._cut = Tokenizer.from_file(str(path))
+            text = path.read_text(encoding="utf-8")
+            if config.get("clean") == "siglip":
+                # SiglipText runs the sentencepiece normaliser itself (see CharsMap); the file keeps it for the record
+                text, charsmap = _without_normalizer(text)
+            self._plain = Tokenizer.from_str(text)
+            self._cut = Tokenizer.from_str(text)
         except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception, missing or malformed
             raise ModelLoadError(f"cannot read the tokenizer {path}: {exc}") from None
         try:
@@ -186,7 +322,13 @@ class BundleTokenizer:
             self.pad_type_id = int(config.get("pad_type_id", 0))
             self.check_length = bool(config.get("check_length", True))
             clean = config.get("clean")
-            self._clean = None if clean is None else CLEANERS[_choice(config, "clean", tuple(CLEANERS))]
+            self._clean: Callable[[str], str] | None = None
+            if clean == "siglip":
+                args = config["siglip"]
+                self._clean = SiglipText(list(args["specials"]), str(args["eos"]), bool(args["lower"]),
+                                         CharsMap(charsmap or b""))
+            elif clean is not None:
+                self._clean = CLEANERS[_choice(config, "clean", (*CLEANERS, "siglip"))]
             strip = config.get("strip_sep_id")
             self.strip_sep_id = None if strip is None else int(strip)
             self._cut.enable_truncation(self.context_length,
@@ -218,6 +360,18 @@ class BundleTokenizer:
             ids[ids == self.strip_sep_id] = 0  # open_clip's strip_sep_token writes 0, not the pad id
         arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return {name: arrays[name] for name in self.outputs}
+
+
+def _without_normalizer(text: str) -> tuple[str, bytes | None]:
+    """A tokenizer.json without its normaliser, and the sentencepiece charsmap that normaliser held."""
+    import base64
+
+    data = json.loads(text)
+    norm = data.get("normalizer") or {}
+    steps = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm]
+    maps = [step["precompiled_charsmap"] for step in steps if step.get("type") == "Precompiled"]
+    data["normalizer"] = None
+    return json.dumps(data), base64.b64decode(maps[0]) if maps and maps[0] else None
 
 
 def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
@@ -275,10 +429,14 @@ def _save(backend: Any, folder: Path) -> None:
 
 def _hf_spec(name: str, tok: Any, folder: Path, context: int, padding: str, **extra: Any) -> dict[str, Any]:
     """A transformers tokenizer called as ``tok(texts, padding=..., truncation=True, max_length=context)``."""
-    backend = _backend_of(name, tok)
     if tok.pad_token_id is None:
         raise ModelLoadError(f"model {name}: its tokenizer has no padding token")
-    _save(backend, folder)
+    if _is_siglip(tok):
+        if extra.get("clean"):
+            raise ModelLoadError(f"model {name}: a SiglipTokenizer behind {extra['clean']!r} cleaning has no export")
+        extra = {**extra, **_siglip_tokenizer(name, tok, folder)}
+    else:
+        _save(_backend_of(name, tok), folder)
     return {
         "context_length": context, "padding": padding, "pad_id": int(tok.pad_token_id),
         "pad_type_id": int(getattr(tok, "pad_token_type_id", 0) or 0),
@@ -341,3 +499,70 @@ def _clip_bpe(tok: Any) -> Any:
         single=f"{sot} $A {eot}", special_tokens=[(sot, tok.sot_token_id), (eot, tok.eot_token_id)]
     )
     return bpe
+
+
+# --- transformers' SiglipTokenizer: its sentencepiece model as a tokenizers model
+
+_NORMAL, _USER_DEFINED = 1, 4  # sentencepiece's piece types
+
+
+def _is_siglip(tok: Any) -> bool:
+    try:
+        from transformers import SiglipTokenizer  # a placeholder class when sentencepiece is missing
+    except ImportError:
+        return False
+    return isinstance(tok, SiglipTokenizer)
+
+
+def _siglip_tokenizer(name: str, tok: Any, folder: Path) -> dict[str, Any]:
+    """Write tok's sentencepiece model as tokenizer.json; return the spec keys of its ``siglip`` cleaning."""
+    from sentencepiece import sentencepiece_model_pb2
+    from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    proto = sentencepiece_model_pb2.ModelProto.FromString(  # type: ignore[attr-defined]  # generated by protoc
+        tok.sp_model.serialized_model_proto())
+    norm, trainer = proto.normalizer_spec, proto.trainer_spec
+    why = [reason for reason, bad in [
+        ("it samples segmentations (sp_model_kwargs)", bool(getattr(tok, "sp_model_kwargs", None))),
+        (f"model type {trainer.model_type} (not unigram or BPE)", trainer.model_type not in (1, 2)),
+        ("it keeps extra whitespace", not norm.remove_extra_whitespaces),
+        ("it does not escape whitespace", not norm.escape_whitespaces),
+        ("it treats whitespace as a suffix", trainer.treat_whitespace_as_suffix),
+        ("it has user-defined pieces", any(p.type == _USER_DEFINED for p in proto.pieces)),
+        ("an added token is single_word", any(a.single_word for a in tok.added_tokens_decoder.values())),
+    ] if bad]
+    if why:
+        raise ModelLoadError(f"model {name}: its sentencepiece tokenizer has no export: {'; '.join(why)}")
+    if trainer.model_type == 1:
+        model: Any = models.Unigram([(p.piece, p.score) for p in proto.pieces], unk_id=trainer.unk_id,
+                                    byte_fallback=trainer.byte_fallback)
+    else:
+        model = models.BPE({p.piece: i for i, p in enumerate(proto.pieces)}, _spm_merges(proto),
+                           unk_token=trainer.unk_piece, fuse_unk=True, byte_fallback=trainer.byte_fallback)
+    spm = Tokenizer(model)
+    # sentencepiece's own normaliser, for a reader of this file alone; BundleTokenizer runs it in Python instead
+    spm.normalizer = normalizers.Sequence([
+        *([normalizers.Precompiled(norm.precompiled_charsmap)] if norm.precompiled_charsmap else []),
+        normalizers.Replace(Regex(" {2,}"), " "), normalizers.Replace(Regex(" +\\z"), ""),
+    ])
+    # No split at "▁": sentencepiece segments the whole text in one lattice (a piece never spans a "▁" inside).
+    spm.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=False)
+    added = sorted(tok.added_tokens_decoder.items())
+    spm.add_tokens([AddedToken(a.content, special=a.special, normalized=False) for _, a in added])
+    wrong = [a.content for i, a in added if spm.token_to_id(a.content) != i]
+    if wrong:
+        raise ModelLoadError(f"model {name}: its added tokens {wrong} have ids outside the sentencepiece model")
+    eos = str(tok.eos_token)
+    spm.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, tok.eos_token_id)])
+    spm.save(str(folder / TOKENIZER_FILE))
+    specials = [{"content": a.content, "lstrip": a.lstrip, "rstrip": a.rstrip} for _, a in added]
+    return {"clean": "siglip", "siglip": {"specials": specials, "eos": eos, "lower": bool(tok.do_lower_case)}}
+
+
+def _spm_merges(proto: Any) -> list[tuple[str, str]]:
+    """A sentencepiece BPE model's merges: sentencepiece joins the pair whose joined piece scores highest."""
+    normal = {p.piece: (-p.score, i) for i, p in enumerate(proto.pieces) if p.type == _NORMAL}
+    ranked = sorted((rank, piece[:k], piece[k:]) for piece, rank in normal.items() for k in range(1, len(piece))
+                    if piece[:k] in normal and piece[k:] in normal)
+    return [(left, right) for _, left, right in ranked]
+
