@@ -18,10 +18,11 @@ def test_health_version_status_and_openapi(client, lite):
     v = client.get("/api/version").json()
     assert v["model"] == lite.name and v["dim"] == lite.dim and v["generator"] is None
     # what docs/server.md lists; the page once claimed (and a "video": false said) that video was not indexed
-    assert set(v) == {"polymodal", "model", "dim", "generator"}
+    assert set(v) == {"polymodal", "model", "dim", "runtimes", "generator"}
+    assert v["runtimes"] == {"image": "onnx-fp32", "text": "onnx-fp32"}  # what each network actually runs on
     assert "video" not in client.get("/").text.split("<footer>")[1]
     st = client.get("/api/status").json()
-    assert st["items"] == 6 and st["model"] == lite.name
+    assert st["items"] == 6 and st["model"] == lite.name and st["runtimes"] == v["runtimes"]
     spec = client.get("/openapi.json").json()
     for path in ("/health", "/api/search", "/api/similar/{item_id}", "/api/items/{item_id}",
                  "/api/items/{item_id}/thumbnail", "/api/items/{item_id}/original", "/api/classify", "/api/jobs",

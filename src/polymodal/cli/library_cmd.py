@@ -335,6 +335,9 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     print(f"library   {st.path}")
     print(f"model     {st.model or '(none yet)'} (dim {st.dim}), schema v{st.schema_version}")
+    if st.model:
+        runs = ", ".join(f"{net} {rt}" for net, rt in sorted(st.runtimes.items())) or "not exported yet (on first use)"
+        print(f"runtime   {runs}")
     print(f"items     {st.items} ({st.files} files)")
     print(f"on disk   {_size(st.size_bytes)}; search: {'ANN index + exact re-ranking' if st.ann_index else 'exact'}")
     if st.last_job:

@@ -458,7 +458,21 @@ class Library:
             path=str(self.root), items=self.store.count_items(), files=indexed, model=self.meta.model,
             dim=self.meta.dim, schema_version=self.meta.schema_version, size_bytes=size,
             ann_index=self.store.has_ann_index(), failures=self.failures(), last_job=self._last_job(),
+            runtimes=self._runtimes(),
         )
+
+    def _runtimes(self) -> dict[str, str]:
+        """The loaded encoder's runtimes, else what its cached export says (status loads no model)."""
+        if self._encoder is not None and self._encoder.runtimes:
+            return dict(self._encoder.runtimes)
+        spec = self._model if isinstance(self._model, str) else self.meta.model
+        if spec is None:
+            return {}
+        if self._runtime == "torch":
+            return {"image": "torch", "text": "torch"}
+        from polymodal.models.exports import cached_runtimes
+
+        return cached_runtimes(spec, self._precision or "fp32")
 
     def _last_job(self) -> JobInfo | None:
         data = self.store.scan(self.store.jobs())

@@ -106,6 +106,9 @@ class Status:
     ann_index: bool  # whether searches go through an ANN index
     failures: list[Failure]
     last_job: JobInfo | None
+    #: what each network of the model runs on (e.g. {"image": "onnx-int8", "text": "onnx-fp32"}); empty
+    #: before the model's first export
+    runtimes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

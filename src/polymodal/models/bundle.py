@@ -181,7 +181,8 @@ class BundleEncoder(Encoder):
             if path.stat().st_size != entry.get("size"):  # the checksum is checked when the network is first run
                 raise _damaged(path)
             self.set_runner(net, _LazySession(self.folder, entry, threads), str(entry.get("runtime", "onnx")))
-            if entry.get("fallback") and announce:  # said at every load: asking for int8 and getting fp32 is never silent
+            # said at every load: asking for int8 and getting fp32 is never silent
+            if entry.get("fallback") and announce:
                 log.warning("%s: %s", self.name, entry["fallback"])
         try:
             self.tokenizer = BundleTokenizer(self.folder, meta["text"])

@@ -89,6 +89,26 @@ def load_cached(spec: ModelSpec, backend: Backend, precision: str, batch_size: i
     return BundleEncoder(bundle, name=str(spec.raw), batch_size=batch_size)
 
 
+def cached_runtimes(spec: str, precision: str = "fp32") -> dict[str, str]:
+    """What each network of ``spec`` runs on, from its cached export, without loading or exporting anything
+    (empty when it has not been exported yet, or its backend cannot be identified without loading it)."""
+    from polymodal.models.bundle import BUNDLE_FILE
+    from polymodal.models.registry import backends, parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+        if parsed.scheme == "bundle":
+            meta = json.loads((Path(parsed.target) / BUNDLE_FILE).read_text(encoding="utf-8"))
+        else:
+            root = cache_folder(parsed, backends()[parsed.scheme])
+            if root is None:
+                return {}
+            meta = json.loads((root / precision / BUNDLE_FILE).read_text(encoding="utf-8"))
+        return {str(name): str(entry.get("runtime")) for name, entry in meta.get("networks", {}).items()}
+    except (OSError, ValueError, KeyError, AttributeError, ModelLoadError):
+        return {}
+
+
 def _try_load(bundle: Path, spec: ModelSpec, batch_size: int | None) -> Encoder | None:
     from polymodal.models.bundle import BUNDLE_FILE, BundleEncoder
 

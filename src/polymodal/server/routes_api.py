@@ -54,7 +54,9 @@ def version(request: Request) -> dict[str, Any]:
     from polymodal import __version__
 
     service = _service(request)
-    return {"polymodal": __version__, "model": service.encoder.name, "dim": service.encoder.dim,
+    encoder = service.encoder
+    return {"polymodal": __version__, "model": encoder.name, "dim": encoder.dim,
+            "runtimes": dict(encoder.runtimes),  # what each network runs on (onnx-fp32, onnx-int8, torch)
             "generator": service.generator.name if service.generator is not None else None}
 
 
