@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sentencepiece  # noqa: F401 - a core dependency (SigLIP tokenizers); never skipped
 import torch
 
 import polymodal
@@ -28,7 +29,6 @@ from polymodal.models.textspec import BundleTokenizer, export_tokenizer
 from test_bundle_text import LONG, TEXTS, _inputs_or_error, _random_texts, _same
 from tiny_models import IMAGE_SIZE, PATCH
 
-import sentencepiece  # noqa: E402,F401 - a core dependency (SigLIP tokenizers); never skipped
 # SiglipTokenizer warns when a text ends with its own </s>, one of the cases compared here
 pytestmark = pytest.mark.filterwarnings("ignore:This sequence already has")
 
