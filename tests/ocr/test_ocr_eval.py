@@ -10,10 +10,12 @@ import pytest
 from polymodal.errors import InputError
 from polymodal.ocr.evaluate import edit_distance, load_ocr_truth, normalise
 
-#: CER bound on the drawn set. Measured: 0.0 (every line read exactly, 10 lines, ~90 characters) on this
-#: machine; a bound of 5% leaves room for a changed resampler or thread count to flip a character or two
-#: (one wrong character is ~1.1%) while still failing if a line, or the upside-down turn, is lost (~20%).
-MAX_CER = 0.05
+#: CER bound on the drawn set. Measured: 4.96% with every drawn line read exactly (line accuracy 1.0). All of
+#: it is the astronaut photo's own text: the name patch on her suit, read as "HAWLEY" (6 characters the ground
+#: truth does not list, over 121 true characters). 10% leaves room for a changed resampler or thread count to
+#: flip a few characters (one is ~0.8%); a drawn line lost or misread fails the line-accuracy check below, and
+#: a long line (19 characters, +16%) or the upside-down one read unturned also breaks the CER bound.
+MAX_CER = 0.10
 
 
 def test_edit_distance_and_normalise() -> None:
@@ -52,4 +54,4 @@ def test_eval_ocr_on_the_drawn_set(rendered, tmp_path, capsys) -> None:
     assert out["images"] == len(rendered)
     assert out["lines"] == sum(len(p.lines) for p in rendered)
     assert out["cer"] <= MAX_CER, out
-    assert out["line_accuracy"] >= 0.9, out
+    assert out["line_accuracy"] == 1.0, out

@@ -8,17 +8,19 @@ missing one is an error naming what to reinstall, never a download.
 
 Detection runs on the picture shrunk to ``DET_MAX_SIDE`` on its long side; each line is then cut from the
 full-resolution picture, so small print is recognised from every pixel it has. ``DET_MAX_SIDE`` was chosen
-by benchmarks/ocr_speed.py on 12 MP photos (4000 x 3000) with lines of small print drawn on them, on the
-2-core CI machine:
+with benchmarks/ocr_speed.py: two 12 MP photos (4000 x 3000) carrying 24 lines each at 24, 36 and 56 px, on the
+2-core machine while other jobs held it (load average ~11, so times are several times a quiet machine's; the
+ratios hold):
 
-    max side   det time   lines found (of 24: 8 at 26 px, 8 at 40 px, 8 at 64 px x-height... see the table)
-    960        ~0.45 s    misses most of the 26 px lines
-    1280       ~0.8 s
-    1600       ~1.2 s     finds them all
-    2048       ~2.0 s     finds them all
+    det max side   det time (median)   lines detected   lines read exactly
+    960            1.16 s              65%              65%
+    1280           2.37 s              98%              94%
+    1600           2.80 s              100%             96%
+    2048           5.36 s              100%             100%
 
-(the measured numbers are in benchmarks/RESULTS.md under ocr_speed); 1600 is the smallest size that finds the
-small print, at well under half the time of 2048.
+At 960 the 24 px lines are lost; 1600 finds every line and reads all but the odd 24 px one at about half of
+2048's time.
+benchmarks/RESULTS.md (section ocr_speed) has the latest run.
 """
 
 from __future__ import annotations
