@@ -252,7 +252,11 @@ class Indexer:
         return out
 
     def _embed(self, pixels: list[Any]) -> np.ndarray:
-        emb = np.asarray(self.encoder._embed_image_batch(pixels), dtype=np.float32)
+        # In the encoder's batches, not the commit's 64 at once: a runtime keeps memory for its largest batch
+        # (64 pictures through EfficientNet-Lite0 held ~1 GB of activations in ONNX Runtime's arena).
+        size = max(1, self.encoder.batch_size)
+        parts = [self.encoder._embed_image_batch(pixels[i: i + size]) for i in range(0, len(pixels), size)]
+        emb = np.asarray(np.concatenate(parts), dtype=np.float32)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
     def _embed_prepared(self, prepared: list[_Prepared]) -> None:

@@ -157,7 +157,8 @@ class BundleEncoder(Encoder):
 
         self.folder = Path(folder).expanduser()
         meta = read_meta(self.folder)
-        super().__init__(name or str(self.folder), device="cpu", batch_size=batch_size)
+        super().__init__(name or str(self.folder), device="cpu",
+                         batch_size=batch_size or meta.get("batch_size") or self.default_batch_size)
         self.meta = meta
         source = meta["source"]
         #: the spec whose feature space this bundle reproduces (a library built with it can use the bundle)

@@ -196,6 +196,7 @@ def write_bundle(encoder: Encoder, out: Path, precision: str, networks: dict[str
             "dim": encoder.dim, "logit_scale": float(encoder.logit_scale),
             "logit_bias": None if encoder.logit_bias is None else float(encoder.logit_bias),
             "context_length": encoder.context_length, "input_size": encoder.input_size,
+            "batch_size": encoder.default_batch_size,
             "networks": entries,
             "text": export_tokenizer(encoder, stage),
             "image": export_preprocess(encoder),
