@@ -351,15 +351,23 @@ class Library:
                              "not both")
         self._refresh()
         filters = self._filters(after, before, path, kind, tags, min_score)
-        if self.store.items() is None:
+        if self.meta.model is None:  # nothing indexed yet: no model to load
             return []
-        if modality is not None or has_moments(self.store):
-            encoder = self.encoder()
-            vector = query_vector(terms, encoder)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The query is embedded while the tables are opened: a cold process spends ~0.3 s making the text
+        # network's session (which releases the GIL) and ~0.5 s importing the table reader.
+        with ThreadPoolExecutor(1, thread_name_prefix="polymodal-query") as pool:
+            pending = pool.submit(lambda: query_vector(terms, self.encoder()))
+            if self.store.items() is None:
+                return []
+            moments = modality is not None or has_moments(self.store)
+            vector = pending.result()
+        if moments:
             return moment_search(self.store, vector, k, filters, sort, exact, fusion=fusion, modality=modality,
-                                 reference=reference_scores(vector, encoder))
+                                 reference=reference_scores(vector, self.encoder()))
         check_fusion(fusion, modality)
-        return run_search(self.store, query_vector(terms, self.encoder()), k, filters, sort, exact)
+        return run_search(self.store, vector, k, filters, sort, exact)
 
     def similar(self, item: Any, *, k: int = 10, after: str | datetime | None = None,
                 before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
