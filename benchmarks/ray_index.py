@@ -7,7 +7,11 @@ the last commit, and the fixed costs (model load, cluster start). Then measures 
 one core each, decoding (the Ray tasks' work) and embedding (the actors' work), at the photo size given and
 on a few 12-megapixel JPEGs, which is what a cluster-size estimate needs.
 
-    python benchmarks/ray_index.py --n 300 --side 1024
+    python benchmarks/ray_index.py --n 300 --side 1024 --commit-sizes 64 256 --write
+    python benchmarks/ray_index.py --commits-only --commit-sizes 64 256
+
+``--write`` puts the section "ray_index" of benchmarks/RESULTS.md: the two runs, the per-core rates and the
+driver's commit rate at each ``--commit-sizes``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "ray"))  # the tests' photo maker
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "ray"))  # the tests' photo maker
+sys.path.insert(0, str(HERE))
+from results_md import load_average, machine, write_section  # noqa: E402
 
 
 def photos_from(sources: list[Path], folder: Path, n: int, side: int, seed: int = 0) -> None:
@@ -114,7 +121,7 @@ def commit_rate(workdir: Path, batches: int = 40, size: int = 64, dim: int = 384
     from polymodal.library.store import Store
 
     root = workdir / "commits"
-    root.mkdir()
+    root.mkdir(parents=True)
     meta = LibraryMeta(model="synthetic", dim=dim)
     write_meta(root, meta)
     store = Store(root, meta)
@@ -147,7 +154,15 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=1024, help="long side of each photo, px")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--commits-only", action="store_true", help="only the single writer's commit rate")
+    ap.add_argument("--commit-sizes", type=int, nargs="+", default=[64], help="files per driver commit to time")
+    ap.add_argument("--write", action="store_true", help="write the section of benchmarks/RESULTS.md")
     args = ap.parse_args()
+    load_before = load_average()
+    out: list[dict] = []
+
+    def emit(row: dict) -> None:
+        out.append(row)
+        print(json.dumps(row), flush=True)
 
     from ray_helpers import assert_same_library
 
@@ -156,22 +171,26 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(dir=args.workdir))
     if args.commits_only:
-        print(json.dumps({"writer": "driver commits", **commit_rate(work),
-                          "load_average": [round(x, 1) for x in os.getloadavg()]}))
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            for size in args.commit_sizes:
+                emit({"writer": "driver commits", **commit_rate(work / f"c{size}", size=size)})
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if args.write:
+            write_section(HERE / "RESULTS.md", "ray_commits", report(out, args), load_before=load_before)
         return
     try:
         src = work / "photos"
         photos_from(sources(), src, args.n, args.side)
-        print(json.dumps({"machine": {"cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()]},
-                          "n": args.n, "side": args.side}), flush=True)
+        emit({"machine": {"cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()]},
+                          "n": args.n, "side": args.side})
 
         t0 = time.perf_counter()
         enc = load_model("lite")
         load_s = time.perf_counter() - t0
         local = Library.open(work / "local", model=enc)
         res = timed_add(local, src)
-        print(json.dumps({"mode": "local", "model_load_s": round(load_s, 1), **res}), flush=True)
+        emit({"mode": "local", "model_load_s": round(load_s, 1), **res})
 
         import ray
 
@@ -180,19 +199,53 @@ def main() -> None:
         start_s = time.perf_counter() - t0
         on_ray = Library.open(work / "ray", model="lite")
         res = timed_add(on_ray, src, ray="auto")
-        print(json.dumps({"mode": "ray", "cluster_start_s": round(start_s, 1), **res}), flush=True)
+        emit({"mode": "ray", "cluster_start_s": round(start_s, 1), **res})
         assert_same_library(local, on_ray)
-        print(json.dumps({"same_library": True}), flush=True)
+        emit({"same_library": True})
         ray.shutdown()
 
-        print(json.dumps({"stages": "one core", "side": args.side, **stage_rates(src)}), flush=True)
+        emit({"stages": "one core", "side": args.side, **stage_rates(src)})
         big = work / "big"
         photos_from(sources(), big, 16, 4000, seed=1)  # 4000x3000-ish: a 12-megapixel phone photo
-        print(json.dumps({"stages": "one core", "side": 4000, **stage_rates(big, 16)}), flush=True)
-        print(json.dumps({"writer": "driver commits", **commit_rate(work)}), flush=True)
-        print(json.dumps({"load_average_end": [round(x, 1) for x in os.getloadavg()]}), flush=True)
+        emit({"stages": "one core", "side": 4000, **stage_rates(big, 16)})
+        for size in args.commit_sizes:
+            emit({"writer": "driver commits", **commit_rate(work / f"c{size}", size=size)})
+        emit({"load_average_end": [round(x, 1) for x in os.getloadavg()]})
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.write:
+        write_section(HERE / "RESULTS.md", "ray_index", report(out, args), load_before=load_before)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> str:
+    """The section: what ``main`` measured, as tables."""
+    lines = ["## `polymodal index --ray` against local indexing (benchmarks/ray_index.py)", "",
+             f"Machine: {machine()}. `lite` model."]
+    runs = [r for r in rows if "mode" in r]
+    if runs:
+        same = any(r.get("same_library") for r in rows)
+        lines += ["", f"{args.n} JPEGs of {args.side} px; the two libraries checked equal (ids, metadata, "
+                  f"thumbnails, files, embeddings within 1e-4): {'yes' if same else 'no'}.", "",
+                  "| mode | fixed costs (before the run) | first commit after | whole run (wall) | "
+                  "steady rate after the first commit |", "|---|---|---|---|---|"]
+        for r in runs:
+            fixed = (f"model load {r['model_load_s']} s" if r["mode"] == "local"
+                     else f"cluster start {r['cluster_start_s']} s")
+            lines.append(f"| {r['mode']} | {fixed} | {r['first_commit_s']} s | {r['wall_s']} s | "
+                         f"{r.get('steady_img_s', '-')} img/s |")
+    stages = [r for r in rows if "stages" in r]
+    if stages:
+        lines += ["", "Per-core rates (one process, per CPU-second of it):", "",
+                  "| photo long side | decode (img per CPU-s) | embed (img per CPU-s) | embedding ran on |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['side']} px | {r['decode_img_per_cpu_s']} | {r['embed_img_per_cpu_s']} | "
+                  f"{r['embed_runtime']} |" for r in stages]
+    commits = [r for r in rows if r.get("writer")]
+    if commits:
+        lines += ["", "Driver commits (items then files, 8 kB thumbnails, through the library's Store):", "",
+                  "| files per commit | img per CPU-s | img/s wall |", "|---|---|---|"]
+        lines += [f"| {r['commits_of']} | {r['img_per_cpu_s']} | {r['img_s_wall']} |" for r in commits]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

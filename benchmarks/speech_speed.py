@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from results_md import write_section
+from results_md import load_average, write_section
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "speech"
@@ -202,10 +202,11 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--write", action="store_true", help="update this benchmark's section of benchmarks/RESULTS.md")
     args = ap.parse_args()
+    load_before = load_average()
     lines = run(args.minutes)
     print("\n".join(lines))
     if args.write:
-        write_section(HERE / "RESULTS.md", "speech_speed", "\n".join(lines))
+        write_section(HERE / "RESULTS.md", "speech_speed", "\n".join(lines), load_before=load_before)
 
 
 if __name__ == "__main__":

@@ -159,3 +159,82 @@ def test_a_long_lived_reader_sees_later_commits(tmp_path, photo_dir, lite_encode
     writer.add([photo_dir / "cat.png"])
     assert reader.search("a cat", k=1)[0].path == str(photo_dir / "cat.png")
     assert reader.status().items == 2
+
+
+# -- every commit is flushed to disk, once --------------------------------------------------------------------
+
+_WRITES = ("commit_items", "upsert", "delete", "build_ann_index")  # each ends with exactly one sync
+
+
+def _commits(root: Path) -> int:
+    """Commits so far: LanceDB writes one manifest per table version; a table's first (its creation, empty) is
+    not counted, since the first write to it is what has to reach the disk."""
+    tables = list(root.rglob("*.lance"))
+    return sum(1 for _ in root.rglob("*.lance/_versions/*.manifest")) - len(tables)
+
+
+def _sync_problems(tmp_path: Path, encoder, monkeypatch, forget_sync_in: str | None = None) -> list[str]:
+    """Index a few files, tag them, remove one and re-index, watching every Store write and every flush.
+
+    A write must flush exactly once before it returns, and nothing may be committed outside a write that
+    flushes (the commit count at each write's start and at the end equals the count at the last flush).
+    ``forget_sync_in``: a write whose flush is dropped, the positive control."""
+    from polymodal.library import store as store_mod
+
+    root = tmp_path / "lib"
+    folder = tmp_path / "imgs"
+    noise_images(folder, 6, seed=3)
+    problems: list[str] = []
+    state = {"synced": 0, "syncs": 0, "current": None}
+    real_sync = store_mod.sync_to_disk
+
+    def sync_to_disk(path: Path) -> None:
+        if state["current"] == forget_sync_in:
+            return
+        real_sync(path)
+        state["syncs"] += 1
+        state["synced"] = _commits(root)
+
+    def watched(name: str):
+        method = getattr(store_mod.Store, name)
+
+        def wrapper(self, *args, **kwargs):
+            if state["current"] is None:  # the outermost write (build_ann_index may call nothing else)
+                if _commits(root) != state["synced"]:
+                    problems.append(f"before {name}: {_commits(root) - state['synced']} commit(s) never flushed")
+                state["current"], before = name, state["syncs"]
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    state["current"] = None
+                    if state["syncs"] - before != 1:
+                        problems.append(f"{name} flushed {state['syncs'] - before} times")
+            return method(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(store_mod, "sync_to_disk", sync_to_disk)
+    for name in _WRITES:
+        monkeypatch.setattr(store_mod.Store, name, watched(name))
+    lib = Library.open(root, model=encoder, batch_size=2)
+    state["synced"] = _commits(root)
+    lib.add([folder])
+    lib.tag(["red", "blue"])
+    lib.remove([folder / "img_0000.png"])
+    lib.add([folder])
+    if _commits(root) != state["synced"]:
+        problems.append(f"at the end: {_commits(root) - state['synced']} commit(s) never flushed")
+    if state["syncs"] < 6:
+        problems.append(f"only {state['syncs']} flushes: the run did not exercise the writes")
+    return problems
+
+
+def test_every_commit_is_flushed_to_disk_once(tmp_path, lite_encoder, monkeypatch):
+    assert _sync_problems(tmp_path, lite_encoder, monkeypatch) == []
+
+
+@pytest.mark.parametrize("write", ["commit_items", "upsert"])
+def test_the_flush_check_sees_a_forgotten_flush(tmp_path, lite_encoder, monkeypatch, write):
+    # Positive control: the same run with one kind of write no longer flushing must be caught.
+    problems = _sync_problems(tmp_path, lite_encoder, monkeypatch, forget_sync_in=write)
+    assert any(p.startswith(f"{write} flushed 0 times") for p in problems), problems

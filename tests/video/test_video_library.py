@@ -73,8 +73,9 @@ def test_transcripts_hold_the_spoken_words(video_library, mixed_folder) -> None:
     lib, _ = video_library
     hits = lib.search(GREEN, k=2, modality="speech")
     assert hits[0].path.endswith("note.wav") and hits[0].kind == "audio"
-    assert {"favorite", "color", "green"} <= _words(hits[0].transcript or "") | {"favorite", "color"}
-    assert "green" in (hits[0].transcript or "").lower()
+    # espeak says "my favourite colour is green"; tiny.en may spell it either way, but must hear all three words
+    heard = _words(hits[0].transcript or "")
+    assert heard & {"favorite", "favourite"} and heard & {"color", "colour"} and "green" in heard, hits[0].transcript
     said = " ".join(h.transcript or "" for h in lib.search(TRAIN, k=5, modality="speech", path="*scenes.mp4"))
     assert {"train", "london", "late"} <= _words(said)
     assert {"welcome", "meeting", "everyone"} <= _words(said)
