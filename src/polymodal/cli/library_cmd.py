@@ -236,9 +236,13 @@ def run_index(args: argparse.Namespace) -> int:
     lib.media_options = MediaOptions(speech=args.speech, speech_model=args.speech_model, language=args.language,
                                      time_limit=args.time_limit, max_segment=args.max_segment)
     report = lib.add(args.paths, prune=args.prune, progress=progress_bar("indexing", "file"), ray=args.ray)
+    # Every file found failed: nothing usable was given, which is bad input (4) however it is printed
+    all_failed = report.failed > 0 and not any(
+        getattr(report, n) for n in ("added", "updated", "moved", "duplicates", "skipped"))
+    status = InputError.exit_code if all_failed else 0
     if args.json:
         print_json(report.to_dict())
-        return 0
+        return status
     counts = ", ".join(f"{n} {getattr(report, n)}" for n in ("added", "updated", "moved", "duplicates", "removed",
                                                               "skipped", "failed"))
     print(f"{lib.path}: {counts}")
@@ -248,7 +252,11 @@ def run_index(args: argparse.Namespace) -> int:
         print(f"  ... and {len(report.failures) - 10} more (polymodal status lists them)")
     if report.index_built:
         print("  built the ANN index")
-    return 0
+    if all_failed:
+        import sys
+
+        print(f"polymodal: error: nothing was indexed: all {report.failed} files failed", file=sys.stderr)
+    return status
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ found present, and recorded, never added twice.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 import uuid
@@ -30,7 +29,7 @@ from polymodal.library.remote import REMOTE_PREFIXES
 from polymodal.library.scan import FoundFile, Problem, ScanResult, under
 from polymodal.library.store import Store
 from polymodal.library.types import Failure, IndexReport
-from polymodal.media.metadata import PhotoMetadata, read_metadata
+from polymodal.media.metadata import PhotoMetadata, read_header
 from polymodal.media.thumbnails import make_thumbnail
 from polymodal.models.base import Encoder
 
@@ -433,16 +432,7 @@ class Indexer:
 
 def _header(data: bytes) -> tuple[PhotoMetadata, tuple[int, int] | None]:
     """EXIF metadata and the displayed (orientation-applied) size, read without decoding pixels."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            meta = read_metadata(img)
-            w, h = img.size
-    except Exception:  # noqa: BLE001 - it decoded a moment ago; metadata is optional
-        return PhotoMetadata(), None
-    # Orientations 5-8 turn the picture a quarter: the stored width is the displayed height.
-    return meta, ((h, w) if meta.orientation in (5, 6, 7, 8) else (w, h))
+    return read_header(data)  # it decoded a moment ago; a header that cannot be read just leaves fields empty
 
 
 def _file_row(f: FoundFile, iid: str | None, error: str | None, now: datetime) -> dict[str, Any]:

@@ -18,43 +18,27 @@ from pathlib import Path
 
 from polymodal.errors import InputError
 from polymodal.library.remote import REMOTE_PREFIXES
+from polymodal.media.raw import RAW_EXTENSIONS
 
-#: extensions indexed as images; HEIC/AVIF need a Pillow plugin (pillow-heif / pillow-avif), see
-#: ``image_extensions``
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+#: extensions indexed as images: what Pillow reads, HEIC/HEIF (pillow-heif) and camera RAW (rawpy); AVIF is
+#: added by ``image_extensions`` where Pillow was built with libavif (its wheels are, from 11.3)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+                              ".heic", ".heif"}) | RAW_EXTENSIONS
 #: the largest file taken as an image: the pixel limit (89 MP) at 16 bits per RGBA channel is ~720 MB
 #: uncompressed, and the indexer reads a file whole, so anything bigger is refused before it is read
 MAX_IMAGE_FILE_BYTES = 1 << 30
-_PLUGIN_EXTENSIONS = {
-    ".heic": ("pillow_heif", "register_heif_opener"),
-    ".heif": ("pillow_heif", "register_heif_opener"),
-    ".avif": ("pillow_avif", None),
-}
 
 
 def image_extensions() -> frozenset[str]:
-    """The image extensions this installation can decode: the built-in set plus HEIC/AVIF when a plugin is present."""
-    from importlib import import_module
-
-    exts = set(IMAGE_EXTENSIONS)
+    """The image extensions this installation can decode: the built-in set, plus AVIF when Pillow reads it."""
     try:
         from PIL import features
 
         if features.check("avif"):
-            exts.add(".avif")
+            return IMAGE_EXTENSIONS | {".avif"}
     except Exception:  # noqa: BLE001 - an old Pillow without the feature registry just has no AVIF
         pass
-    for ext, (module, register) in _PLUGIN_EXTENSIONS.items():
-        if ext in exts:
-            continue
-        try:
-            mod = import_module(module)
-        except ImportError:
-            continue
-        if register:
-            getattr(mod, register)()
-        exts.add(ext)
-    return frozenset(exts)
+    return IMAGE_EXTENSIONS
 
 
 def display_path(raw: bytes) -> str:
@@ -121,7 +105,7 @@ def walk(roots: list[bytes], extensions: frozenset[str], exclude: bytes | None =
 
     def add_file(raw: bytes, st: os.stat_result) -> None:
         ext = os.path.splitext(raw)[1].decode("ascii", "replace").lower()
-        if st.st_size > MAX_IMAGE_FILE_BYTES and ext in IMAGE_EXTENSIONS | _PLUGIN_EXTENSIONS.keys():
+        if st.st_size > MAX_IMAGE_FILE_BYTES and ext in IMAGE_EXTENSIONS | {".avif"}:
             problem(raw, f"too large for an image ({st.st_size / (1 << 30):.1f} GiB, limit "
                     f"{MAX_IMAGE_FILE_BYTES / (1 << 30):.0f} GiB)")
             return

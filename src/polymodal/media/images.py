@@ -8,6 +8,9 @@ Decoding work is bounded before it starts, so a hostile file fails fast instead 
 count is checked on the header, a JPEG with more than ``MAX_JPEG_SCANS`` scans (a progressive "scan bomb":
 a small file whose every scan walks the whole image again) is refused, and formats that Pillow hands to an
 outside program (EPS goes to Ghostscript) are never decoded. See docs/reliability.md for the measurements.
+
+Besides what Pillow reads itself (AVIF included, with Pillow's own libavif), HEIC/HEIF photos decode through
+pillow-heif's opener, registered on first use, and camera RAW through rawpy (media/raw.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ from polymodal.errors import ImageDecodeError, InputError
 MAX_JPEG_SCANS = 100
 #: formats whose decoding Pillow delegates to an external program
 _EXTERNAL_FORMATS = frozenset({"EPS", "WMF", "EMF"})
+_plugins_registered = False
+
+
+def register_plugins() -> None:
+    """Teach Pillow HEIC/HEIF (pillow-heif), once per process; imported here, not at start-up (~30 ms)."""
+    global _plugins_registered
+    if _plugins_registered:
+        return
+    from pillow_heif import register_heif_opener
+
+    # Auxiliary, depth and thumbnail images are never used here: not even listed, so never decoded.
+    register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    _plugins_registered = True
 
 
 def describe_input(item: Any) -> str:
@@ -39,7 +55,8 @@ def load_image(item: Any, min_side: int | None = None) -> Any:
     """Decode ``item`` (path, bytes or PIL image) into an RGB PIL image, orientation applied.
 
     ``min_side``: a JPEG larger than needed is decoded with DCT scaling (1/2, 1/4 or 1/8) to the smallest
-    size whose both sides are still at least ``min_side``; other formats decode at full size.
+    size whose both sides are still at least ``min_side``; a camera RAW file gives its embedded preview
+    when that is large enough, else a demosaic (half size when enough); other formats decode at full size.
 
     Raises ImageDecodeError naming the input for anything missing, unreadable, not an image, truncated
     or over Pillow's pixel limit.
@@ -63,6 +80,17 @@ def load_image(item: Any, min_side: int | None = None) -> Any:
             if os.path.getsize(path) == 0:
                 raise ImageDecodeError(source, "the file is empty (0 bytes)")
             fp = path
+        from polymodal.media.raw import is_raw, is_raw_file, load_raw
+
+        data_or_path = bytes(item) if isinstance(item, (bytes, bytearray)) else fp
+        try:
+            if is_raw(data_or_path) if isinstance(data_or_path, bytes) else is_raw_file(data_or_path):
+                return load_raw(data_or_path, source, min_side)  # oriented and RGB already
+        except PermissionError:
+            raise ImageDecodeError(source, "permission denied") from None
+        except OSError as exc:
+            raise ImageDecodeError(source, f"cannot read it ({exc})") from None
+        register_plugins()
         try:
             with warnings.catch_warnings():
                 # Pillow warns before its hard limit; promote it so a bomb is refused, not half-decoded.

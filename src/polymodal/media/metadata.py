@@ -78,7 +78,16 @@ def _camera(make: Any, model: Any) -> str | None:
 def read_metadata(image: Any) -> PhotoMetadata:
     """Metadata of an opened (not necessarily decoded) PIL image."""
     try:
-        exif = image.getexif()
+        # pillow-heif turns the HEIF's rotation into pixels on decode and resets the EXIF tag to 1, keeping
+        # what the file said in ``original_orientation``
+        return exif_metadata(image.getexif(), image.info.get("original_orientation"))
+    except Exception:  # noqa: BLE001 - damaged EXIF must not lose the photo; the fields just stay empty
+        return PhotoMetadata()
+
+
+def exif_metadata(exif: Any, orientation: int | None = None) -> PhotoMetadata:
+    """Metadata from a PIL ``Image.Exif`` (``orientation``, when given, stands for the EXIF tag)."""
+    try:
         if not exif:
             return PhotoMetadata()
         sub = exif.get_ifd(_EXIF_IFD)
@@ -92,7 +101,7 @@ def read_metadata(image: Any) -> PhotoMetadata:
             lon = _degrees(gps.get(_GPS_LON), gps.get(_GPS_LON_REF))
             if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 lat = lon = None
-        orientation = exif.get(_ORIENTATION)
+        orientation = orientation or exif.get(_ORIENTATION)
         return PhotoMetadata(
             taken=taken,
             camera=_camera(exif.get(_MAKE), exif.get(_MODEL)),
@@ -102,3 +111,27 @@ def read_metadata(image: Any) -> PhotoMetadata:
         )
     except Exception:  # noqa: BLE001 - damaged EXIF must not lose the photo; the fields just stay empty
         return PhotoMetadata()
+
+
+def read_header(data: bytes) -> tuple[PhotoMetadata, tuple[int, int] | None]:
+    """Metadata and the displayed (orientation-applied) size of a whole image file, read without decoding
+    pixels; ``(PhotoMetadata(), None)`` when the header cannot be read."""
+    import io
+
+    from PIL import Image
+
+    from polymodal.media.images import register_plugins
+    from polymodal.media.raw import is_raw, raw_header
+
+    if is_raw(data):
+        return raw_header(data)
+    register_plugins()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            meta = read_metadata(img)
+            w, h = img.size
+            turned = img.format == "HEIF"  # pillow-heif reports the size after its rotation
+    except Exception:  # noqa: BLE001 - metadata is optional
+        return PhotoMetadata(), None
+    # Orientations 5-8 turn the picture a quarter: the stored width is the displayed height.
+    return meta, ((h, w) if meta.orientation in (5, 6, 7, 8) and not turned else (w, h))
