@@ -81,6 +81,7 @@ def test_lite_bundle_equals_its_source_and_loads_without_torch(lite_bundle, phot
     assert _cos(got["t"], want_t).min() >= 0.999
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [make_tiny_clip, make_tiny_siglip, make_tiny_chinese_clip, make_tiny_open_clip],
                          ids=["clip", "siglip", "chinese_clip", "open_clip"])
 def test_every_backend_bundles_and_loads_without_torch(make, tmp_path, photos):
@@ -120,6 +121,7 @@ def test_a_warm_cache_loads_the_spec_without_torch(lite, photos, tmp_path):
     assert _cos(np.load(out), lite.encode_texts(["a cat"]))[0] >= 0.999
 
 
+@pytest.mark.slow
 def test_cli_commands_on_a_warm_cache_import_no_torch(lite, photos, tmp_path):
     polymodal.load_model("lite")
     for argv in (["embed", "--text", "a cat", "--json", "-m", "lite"],
@@ -135,6 +137,7 @@ def test_cli_commands_on_a_warm_cache_import_no_torch(lite, photos, tmp_path):
     assert '"cat"' in res.stdout
 
 
+@pytest.mark.slow
 def test_a_changed_weight_file_is_exported_again(tmp_path, monkeypatch):
     from polymodal.models import runtime
 
@@ -217,6 +220,7 @@ def test_bundle_options_are_checked(lite_bundle):
         polymodal.load_model(str(lite_bundle), precision="int8")
 
 
+@pytest.mark.slow
 def test_a_damaged_or_foreign_cache_entry_is_rebuilt(tmp_path, monkeypatch, polymodal_log):
     monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
     src = make_tiny_clip(tmp_path / "m", seed=5)
@@ -235,6 +239,7 @@ def test_a_damaged_or_foreign_cache_entry_is_rebuilt(tmp_path, monkeypatch, poly
     assert json.loads((third.folder / BUNDLE_FILE).read_text())["polymodal"] == polymodal.__version__
 
 
+@pytest.mark.slow
 def test_two_processes_loading_a_new_model_at_once_export_it_once(tmp_path):
     src = make_tiny_clip(tmp_path / "m", seed=6)
     env = {**os.environ, "POLYMODAL_CACHE_DIR": str(tmp_path / "cache")}
@@ -248,6 +253,7 @@ def test_two_processes_loading_a_new_model_at_once_export_it_once(tmp_path):
     assert json.loads(outs[0][0]) == json.loads(outs[1][0])
 
 
+@pytest.mark.slow
 def test_a_read_only_cache_still_works_and_says_so(tmp_path, monkeypatch, polymodal_log):
     if os.geteuid() == 0:
         # root writes through permission bits; a file where the cache's folder should be is unwritable for all
@@ -299,6 +305,7 @@ def test_a_library_built_with_a_model_is_searched_with_its_bundle(lite_bundle, p
     assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_fine_tuned_lite_bundles_and_loads_without_torch(tmp_path, photos, lite):
     import torch
 

@@ -76,6 +76,7 @@ def test_embeddings_equal_direct_transformers_calls(tiny, form):
     assert enc.info.backend == "hf" and enc.info.dim == enc.dim
 
 
+@pytest.mark.slow
 def test_images_as_paths_bytes_and_pil_agree(tiny, tmp_path):
     _, path = tiny
     enc = polymodal.load_model(str(path))

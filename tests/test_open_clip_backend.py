@@ -45,6 +45,7 @@ def test_embeddings_equal_direct_open_clip_calls(oc_dir, form):
     assert enc.logit_scale == pytest.approx(float(ref.logit_scale.detach().exp()))
 
 
+@pytest.mark.slow
 def test_long_text_refused_then_truncated(oc_dir):
     enc = polymodal.load_model(str(oc_dir))
     text = "cat " * 100

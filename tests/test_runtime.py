@@ -38,6 +38,7 @@ def big_photos(tmp_path_factory, photos):
     return out
 
 
+@pytest.mark.slow
 def test_onnx_fp32_equals_torch_on_both_towers(clip_dir, photos):
     onnx = polymodal.load_model(str(clip_dir), runtime="onnx")
     torch_ = polymodal.load_model(str(clip_dir), runtime="torch")
@@ -81,6 +82,7 @@ def test_an_int8_network_that_fails_its_gate_falls_back_and_says_so_at_every_loa
     assert len([m for m in polymodal_log if "runs on fp32 ONNX instead" in m]) == 2
 
 
+@pytest.mark.slow
 def test_export_cache_is_reused_and_invalidated_when_weights_change(tmp_path, monkeypatch):
     model_dir = make_tiny_clip(tmp_path / "m", seed=3)
     calls: list[str] = []
@@ -100,6 +102,7 @@ def test_export_cache_is_reused_and_invalidated_when_weights_change(tmp_path, mo
     assert sorted(calls) == ["image-fp32.onnx", "text-fp32.onnx"]
 
 
+@pytest.mark.slow
 def test_failed_parity_check_keeps_torch_and_says_so(clip_dir, tmp_path, monkeypatch, polymodal_log):
     monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "fresh-cache"))
     monkeypatch.setattr(runtime, "FP32_MIN_COSINE", 1.5)  # no export can pass

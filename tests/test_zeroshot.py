@@ -57,6 +57,7 @@ def test_match_probabilities_use_the_logit_scale(tiny_clip):
     np.testing.assert_allclose(res.probs, expected / expected.sum(1, keepdims=True), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_siglip_probabilities_are_sigmoids(tiny_dir):
     path = tiny_dir / "zs-siglip"
     if not path.exists():

@@ -106,6 +106,7 @@ def test_zeroshot_folder(tmp_path, photos, lite):
         load_image_folder(tmp_path, "imagenet")
 
 
+@pytest.mark.slow
 def test_cli_json_and_report_side_by_side(karpathy, tmp_path, tiny_dir, capsys, lite):
     tiny = tiny_dir / "eval-clip"
     if not tiny.exists():

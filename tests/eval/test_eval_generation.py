@@ -96,6 +96,7 @@ class _Identity:
         return Identity()
 
 
+@pytest.mark.slow
 def test_fid_and_kid_equal_torchmetrics_on_the_same_features(generated, reference, lite) -> None:
     import torch
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -122,6 +123,7 @@ def test_fid_and_kid_equal_torchmetrics_on_the_same_features(generated, referenc
     assert r.reference_images == 6 and r.feature_dim == lite.dim
 
 
+@pytest.mark.slow
 def test_cli_json_report_and_one_fid_implementation(generated, reference, tmp_path, capsys, tiny_clip) -> None:
     report = tmp_path / "report"
     argv = ["eval", "generation", "--data", str(generated), "--reference", str(reference), "--model", "lite",
@@ -157,6 +159,7 @@ def test_a_second_run_embeds_nothing(generated, reference, lite) -> None:
     assert again.embedded == 0
 
 
+@pytest.mark.slow
 def test_jsonl_and_a_folder_from_polymodal_generate(tmp_path, tiny_sd, lite, capsys) -> None:
     from polymodal.generation import generate
 

@@ -33,6 +33,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_train_json_saves_a_checkpoint_and_reuses_cached_features(colour_data, tiny_clip, tmp_path, capsys):
     out = tmp_path / "model"
     code, stdout, _ = _run(capsys, "train", "--data", str(colour_data), "--fusion", "early", "--model",
@@ -56,6 +57,7 @@ def test_train_json_saves_a_checkpoint_and_reuses_cached_features(colour_data, t
     assert "PRECISION" in stdout and "red" in stdout  # the per-class table
 
 
+@pytest.mark.slow
 def test_compare_prints_a_table_and_plots_validation_curves(colour_data, tiny_clip, tmp_path, capsys):
     out = tmp_path / "cmp"
     code, stdout, _ = _run(capsys, "train", "--data", str(colour_data), "--compare", "early,late,hybrid",
@@ -83,6 +85,7 @@ def trained(colour_data, tiny_clip, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_predict_uses_the_checkpoints_own_model_and_masks_a_missing_modality(colour_data, trained, tmp_path, capsys):
     capsys.readouterr()
     code, stdout, _ = _run(capsys, "predict", "--checkpoint", str(trained), str(colour_data), "--json")
@@ -103,6 +106,7 @@ def test_predict_uses_the_checkpoints_own_model_and_masks_a_missing_modality(col
     assert "predicting from the other modalities" in err
 
 
+@pytest.mark.slow
 def test_predict_refuses_another_model_and_other_modalities(colour_data, trained, tiny_clip, tmp_path, capsys):
     from tiny_models import make_tiny_clip
 

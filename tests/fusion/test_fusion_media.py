@@ -42,6 +42,7 @@ def media_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_video_and_audio_features_live_in_the_encoders_space(media_rows: Path, lite, tmp_path: Path) -> None:
     ds = read_dataset(media_rows / "rows.jsonl", supported=row_modalities(lite))
     assert ds.modalities == ("audio", "video")
@@ -78,6 +79,7 @@ def test_a_broken_video_names_its_line_or_is_skipped(media_rows: Path, lite, tmp
     assert kept == [0] and [b.line for b in bad] == [2] and "broken.mp4" in bad[0].reason
 
 
+@pytest.mark.slow
 def test_train_accepts_video_and_audio_rows(media_rows: Path, tmp_path: Path, capsys) -> None:
     rows = media_rows / "train.jsonl"
     lines = []

@@ -20,6 +20,7 @@ def matching_data():
     return matching(800, 1), matching(200, 2), matching(400, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["early", "hybrid"])
 def test_matching_task_needs_interaction_early_and_hybrid_learn_it(kind, matching_data):
     train, val, test = matching_data
@@ -34,6 +35,7 @@ def test_matching_task_late_fusion_stays_near_chance(matching_data):
     assert 0.35 <= acc <= 0.65, f"late fusion got {acc:.3f}; it cannot see whether the colours agree"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("combine", ["product", "gated"])
 def test_early_fusion_product_and_gated_options_train(combine, matching_data):
     train, val, test = matching_data

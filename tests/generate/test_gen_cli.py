@@ -26,6 +26,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+@pytest.mark.slow
 def test_generate_json_keeps_the_best_and_reproduces(tiny_sd: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     args = ["generate", "a red car", "--model", str(tiny_sd), "-n", "3", "--keep", "2", "--size", "40x32",
@@ -46,6 +47,7 @@ def test_generate_json_keeps_the_best_and_reproduces(tiny_sd: Path, tmp_path: Pa
     assert [Path(r["path"]).read_bytes() for r in again] == [Path(r["path"]).read_bytes() for r in rows]
 
 
+@pytest.mark.slow
 def test_generate_table_and_add_to_library(tiny_sd: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     lib = tmp_path / "lib"

@@ -91,6 +91,7 @@ def test_generate_without_model_uses_the_configured_generator(config, tiny_sd: P
     assert image.model == f"diffusers:{tiny_sd}" and read_provenance(image.path)["model"] == image.model
 
 
+@pytest.mark.slow
 def test_serve_uses_the_configured_generator(config, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     """`polymodal serve` without --generator serves the configured one on /v1/images/generations."""

@@ -127,6 +127,7 @@ def _folder(root: Path, colours: list[tuple[int, int, int]]) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_compare_folders_names_its_extractor(scorer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     warm = _folder(tmp_path / "warm", [(230, 40 + 10 * i, 20) for i in range(6)])
     cool = _folder(tmp_path / "cool", [(20, 60 + 10 * i, 220) for i in range(6)])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from library_helpers import noise_images, photo_sources
 
 from polymodal.library import Library
@@ -50,6 +51,7 @@ def test_ann_index_recall_and_exact_scores(tmp_path):
         np.testing.assert_allclose(1 - np.array(a.column("_distance").to_pylist()), expect, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_library_builds_the_index_past_its_threshold_and_keeps_finding_new_items(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"
     noise_images(folder, 300)

@@ -40,6 +40,7 @@ def test_a_newer_schema_is_refused(tmp_path, photo_dir, lite_encoder):
         Library.open(tmp_path / "lib")
 
 
+@pytest.mark.slow
 def test_reindex_rebuilds_embeddings_with_another_model(tmp_path, photo_dir, lite_encoder):
     lib = Library.open(tmp_path / "lib", model=lite_encoder)
     lib.add([photo_dir])
@@ -62,6 +63,7 @@ def test_reindex_rebuilds_embeddings_with_another_model(tmp_path, photo_dir, lit
     assert lib2.search("a cat", k=1)[0].path.endswith("cat.png")
 
 
+@pytest.mark.slow
 def test_a_failed_reindex_leaves_the_library_as_it_was(tmp_path, photo_dir, lite_encoder, monkeypatch):
     lib = Library.open(tmp_path / "lib", model=lite_encoder)
     lib.add([photo_dir])
@@ -82,6 +84,7 @@ def test_a_failed_reindex_leaves_the_library_as_it_was(tmp_path, photo_dir, lite
     assert len(again.store._table_names()) == 3
 
 
+@pytest.mark.slow
 def test_runtime_torch_finds_the_same_hits_as_the_default(tmp_path, photo_dir, lite_encoder):
     """``Library.open(runtime=, precision=)`` loads the encoder with them: torch and ONNX rank alike."""
     Library.open(tmp_path / "lib", model=lite_encoder).add([photo_dir])

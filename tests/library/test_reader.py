@@ -268,6 +268,7 @@ def _search_in_a_new_process(root: Path, reader: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_search_in_a_new_process_never_imports_lancedb(photos_library):
     lib, _ = photos_library
     fast = _search_in_a_new_process(lib.root, "lance")

@@ -19,6 +19,7 @@ from polymodal.library import Library
 from polymodal.library.distributed import KnownIds, RayOptions, plan
 
 
+@pytest.mark.slow
 def test_cluster_has_two_nodes(ray_cluster):
     """The session's cluster (its start-up is paid here): two live nodes of one CPU each."""
     import ray
@@ -35,6 +36,7 @@ def test_local_baseline(local_library, photo_set):
     assert [f.reason for f in local_library.failures()] == ["not a recognised image format"]
 
 
+@pytest.mark.slow
 def test_ray_build_equals_local(tmp_path, ray_cluster, photo_set, local_library):
     seen: list[tuple[int, int]] = []
     lib = Library.open(tmp_path / "lib", model="lite")
@@ -83,6 +85,7 @@ def interrupted(tmp_path_factory, ray_cluster, photo_set) -> dict:
     return {"lib": lib, "refused": refused}
 
 
+@pytest.mark.slow
 def test_ray_interrupted_run_keeps_its_commits_and_its_lock(interrupted, local_library):
     lib = interrupted["lib"]
     # The driver held the writer lock through the cluster run: the second writer was refused.
@@ -91,6 +94,7 @@ def test_ray_interrupted_run_keeps_its_commits_and_its_lock(interrupted, local_l
     assert 60 <= lib.store.count_items() < local_library.store.count_items()
 
 
+@pytest.mark.slow
 def test_ray_resumes_and_skips_known_content(tmp_path, interrupted, photo_set, local_library):
     lib = interrupted["lib"]
     kept = lib.store.count_items()

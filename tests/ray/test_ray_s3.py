@@ -73,6 +73,7 @@ def test_bucket_source_equals_local_disk(tmp_path, bucket_set, bucket_library, l
     assert bucket_library.get(f"{url}/b/copy_of_first.jpg") is not None
 
 
+@pytest.mark.slow
 def test_bucket_source_on_ray_equals_local(tmp_path, ray_cluster, bucket_set, bucket_library):
     """The workers read the bucket themselves, with the driver's AWS_* credentials and endpoint."""
     lib = Library.open(tmp_path / "lib", model="lite")

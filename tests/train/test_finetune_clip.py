@@ -15,7 +15,7 @@ from polymodal.train.finetune import FinetuneConfig, finetune
 
 # Each run trains for real (about 10-40 s alone on a CPU); on a machine shared with other jobs it can take
 # several times that, so these get more than the suite's default 120 s.
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # real training: the full suite only
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

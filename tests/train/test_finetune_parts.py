@@ -76,6 +76,7 @@ def test_bad_pairs_name_the_line(tmp_path):
             read_pairs(data)
 
 
+@pytest.mark.slow
 def test_cli_finetune_json_and_errors(tiny_clip, shape_pairs, tmp_path, capsys):
     out = tmp_path / "tuned"
     code = main(["finetune", "--data", str(shape_pairs), "--model", str(tiny_clip), "--out", str(out),
@@ -99,6 +100,7 @@ def test_cli_finetune_json_and_errors(tiny_clip, shape_pairs, tmp_path, capsys):
                  "--wise-alpha", "1.5"]) == 4
 
 
+@pytest.mark.slow
 def test_open_clip_fine_tune_saves_open_clips_own_format(tmp_path, shape_pairs):
     from polymodal.models import load_model, parse_spec
     from polymodal.train.finetune import FinetuneConfig, finetune

@@ -8,17 +8,18 @@ Bad rows stop the run with an error naming them, unless the caller asks for them
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from polymodal.errors import InputError, UnsupportedModalityError
 
+# The file reader is shared with contrastive fine-tuning, so it lives in polymodal.train.records (fusion may
+# import train, never the reverse). Importing these three from here still works until 0.2.
+from polymodal.train.records import SPLITS, BadRow, read_records
+
 MODALITIES = ("image", "text", "audio", "video")
 #: modalities whose field holds a path to a file
 FILE_MODALITIES = ("image", "audio", "video")
-SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 OTHER_FIELDS = ("split", "id")
 
 
@@ -31,12 +32,6 @@ class Row:
     id: str | None = None
 
 
-@dataclass(frozen=True)
-class BadRow:
-    line: int
-    reason: str
-
-
 @dataclass
 class Dataset:
     source: Path
@@ -47,37 +42,6 @@ class Dataset:
     @property
     def classes(self) -> list[str]:
         return sorted({r.label for r in self.rows if r.label is not None})
-
-
-def read_records(path: Path) -> list[tuple[int, dict[str, object]]]:
-    if not path.is_file():
-        raise InputError(f"data file {path} does not exist" if not path.exists() else f"{path} is not a file")
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
-        raise InputError(f"data file {path} must be .jsonl or .csv (got {suffix or 'no extension'})")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read data file {path}: {exc}") from None
-    out: list[tuple[int, dict[str, object]]] = []
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"line {n} of {path} is not valid JSON: {exc}") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"line {n} of {path} is not a JSON object (one row per line is expected)")
-            out.append((n, obj))
-    elif suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
-        for n, rec in enumerate(reader, start=2):
-            if None in rec:
-                raise InputError(f"line {n} of {path} has more cells than the header has columns")
-            out.append((n, {k: v for k, v in rec.items() if v is not None}))
-    return out
 
 
 def read_dataset(

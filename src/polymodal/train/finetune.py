@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from polymodal.errors import CheckpointError, InputError, TrainingError, TrainingInterrupted
-from polymodal.fusion.data import BadRow
 from polymodal.train.adapters import MODES, Adapter, adapter_for
 from polymodal.train.objective import clamp_logit_scale, clip_loss
 from polymodal.train.pairs import Pair, read_pairs
+from polymodal.train.records import BadRow
 from polymodal.train.retrieval import recall_at_k
 from polymodal.train.state import TrainState, load_state, rng_restore, rng_snapshot, save_state
 

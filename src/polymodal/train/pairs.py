@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polymodal.errors import ImageDecodeError, InputError
-from polymodal.fusion.data import SPLITS, BadRow, read_records
+from polymodal.train.records import SPLITS, BadRow, read_records
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 FIELDS = ("image", "text", "caption", "split", "id")
