@@ -138,7 +138,7 @@ class _SlowLibrary:
         self.release.wait(30)
         if self.fail:
             raise ModelLoadError("cannot load model 'broken': no such directory")
-        return type("Enc", (), {"name": "slow", "dim": 3})()
+        return type("Enc", (), {"name": "slow", "dim": 3, "runtimes": {"text": "onnx-fp32"}})()
 
 
 def test_health_answers_while_the_model_loads_and_model_routes_wait(tmp_path):

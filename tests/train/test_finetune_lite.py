@@ -28,14 +28,15 @@ def test_lite_learns_a_projection_that_loads_as_a_model_spec(shape_pairs, tmp_pa
     assert cfg["feature_dim"] == 1280 and cfg["dim"] == 384 and cfg["logit_scale"] <= 100
 
     # Its image embedding is exactly the normalised projection of EfficientNet-Lite0's pooled features.
-    encoder = load_model(str(out))
+    encoder = load_model(str(out))  # the exported bundle, as a user gets it
     assert encoder.info.backend == "lite-tuned" and encoder.dim == 384
     image = sorted(shape_pairs.parent.glob("*.png"))[0]
     got = encoder.encode_images([str(image)])[0]
     w = load_file(str(out / "projection.safetensors"))
+    net = load_model(str(out), runtime="torch").classifier  # EfficientNet-Lite0 in torch, to compute it by hand
     x = torch.from_numpy(np.asarray(encoder.preprocess_image(encoder.load_image(str(image))), np.float32))[None]
     with torch.no_grad():
-        want = torch.nn.functional.normalize(encoder.classifier.features(x) @ w["weight"].T + w["bias"], dim=-1)
+        want = torch.nn.functional.normalize(net.features(x) @ w["weight"].T + w["bias"], dim=-1)
     np.testing.assert_allclose(got, want[0].numpy(), atol=1e-4)
     # Texts are untouched MiniLM embeddings, as with lite.
     np.testing.assert_allclose(encoder.encode_texts(["a red dot"]), lite.encode_texts(["a red dot"]), atol=1e-4)
