@@ -67,6 +67,18 @@ def test_image_upload_search_finds_the_same_photo(client, photos):
     assert Path(hits[0]["path"]).stem == "rocket" and hits[0]["score"] > 0.99
 
 
+def test_a_heic_query_photo_is_searched_like_any_other(client, photos):
+    """A phone's HEIC photo as the query (the uploads check once refused every HEIC as unreadable)."""
+    import pillow_heif
+    from PIL import Image
+
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(photos["rocket"]).convert("RGB")).save(buf, quality=90)
+    r = client.post("/api/search", files={"image": ("q.heic", buf.getvalue(), "image/heic")}, data={"k": "2"})
+    assert r.status_code == 200, r.text
+    assert Path(r.json()["hits"][0]["path"]).stem == "rocket"
+
+
 def test_combined_and_negative_terms_change_the_ranking(client):
     base = client.get("/api/search", params={"q": "an animal", "k": 6}).json()["hits"]
     away = client.get("/api/search", params=[("q", "an animal"), ("not", "a cat"), ("k", "6")]).json()["hits"]

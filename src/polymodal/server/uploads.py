@@ -37,13 +37,23 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int, source: str = "upl
     """Refuse bytes that are too many, not an image, or an image of too many pixels, reading only the header."""
     from PIL import Image, UnidentifiedImageError
 
+    from polymodal.media.images import register_plugins
+    from polymodal.media.raw import is_raw, raw_header
+
     if len(data) > max_bytes:
         raise UploadTooLargeError(f"{source} is larger than the server's limit of {max_bytes} bytes")
+    register_plugins()  # a phone's HEIC query photo is an image like any other
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower, below
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
+        if is_raw(data):  # a camera RAW: its sensor size, which Pillow would misread as its thumbnail's
+            size = raw_header(data)[1]
+            if size is None:
+                raise ValueError("no size in the RAW header")
+            width, height = size
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower, below
+                with Image.open(io.BytesIO(data)) as img:
+                    width, height = img.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(source, f"not a readable image ({type(exc).__name__})") from None
     if width * height > max_pixels:
