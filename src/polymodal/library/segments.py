@@ -124,6 +124,7 @@ def write(store: Store, item_id: str, segments: Sequence[SegmentRow], media: dic
         dim = len(rows[0]["vector"])
         seg_table.add(pa.Table.from_pylist(rows, schema=segments_schema(dim)))
     if media is None:
+        store.sync()  # the segments' commits are durable on their own (the media upsert syncs otherwise)
         return
     mt = media_table(store, create=True)
     store.upsert(mt, "item_id", pa.Table.from_pylist([{**media, "item_id": item_id}], schema=media_schema()))
