@@ -29,6 +29,7 @@ _LAZY = {
     "Classification": "polymodal.zeroshot",
     "LabelScore": "polymodal.zeroshot",
     "clip": "polymodal.clip",
+    "explain": "polymodal.explain",
     "generate": "polymodal.generation",
     "GeneratedImage": "polymodal.generation",
 }

@@ -19,7 +19,7 @@ from polymodal.errors import PolymodalError
 #: command-group modules under polymodal.cli, in the order their commands appear in --help
 COMMAND_MODULES = (
     "models_cmd", "encode_cmd", "library_cmd", "train_cmd", "train_finetune_cmd", "eval_cmd", "generate_cmd",
-    "serve_cmd", "check_cmd", "transcribe_cmd", "video_cmd", "ocr_cmd",
+    "serve_cmd", "check_cmd", "transcribe_cmd", "video_cmd", "ocr_cmd", "explain_cmd",
 )
 
 
