@@ -80,3 +80,18 @@ def test_classify_sorts_and_tops(lite, photos):
 def test_bad_label_lists(tiny_clip, labels, msg):
     with pytest.raises(InputError, match=msg):
         polymodal.classify([Image.new("RGB", (8, 8))], labels, tiny_clip)
+
+
+def test_label_embeddings_of_an_exported_model_are_cached_on_disk(lite, photos, monkeypatch):
+    """The second classify with the same labels embeds no prompt: 80 prompts per label cost seconds on a CPU."""
+    from polymodal.zeroshot import label_embeddings
+
+    first = label_embeddings(lite, ["cat", "dog", "teapot"], "openai")
+    calls: list[int] = []
+    real = type(lite).encode_texts
+    monkeypatch.setattr(type(lite), "encode_texts", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    again = label_embeddings(lite, ["cat", "dog", "teapot"], "openai")
+    np.testing.assert_array_equal(first, again)
+    assert calls == []
+    label_embeddings(lite, ["cat", "dog", "kettle"], "openai")  # control: other labels are embedded
+    assert calls == [1]

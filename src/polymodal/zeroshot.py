@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -101,11 +102,44 @@ def match(
 def label_embeddings(
     model: Encoder, labels: Sequence[str], templates: str | Sequence[str] | None = None, *, truncate: bool = False
 ) -> np.ndarray:
-    """Prompt ensemble: per label, the mean of its normalised template embeddings, re-normalised."""
+    """Prompt ensemble: per label, the mean of its normalised template embeddings, re-normalised.
+
+    With an exported model (which names what its text embeddings depend on) the result is cached on disk:
+    80 prompts per label cost a second or more on a CPU, and the same labels come back command after command.
+    """
     temps = get_templates(templates)
     prompts = [t.format(label) for label in labels for t in temps]
+    path = _label_cache(model, prompts, truncate)
+    if path is not None:
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(labels), model.dim):
+                return cached
+        except (OSError, ValueError):
+            pass  # absent or damaged: computed below
     emb = model.encode_texts(prompts, truncate=truncate).reshape(len(labels), len(temps), -1).mean(axis=1)
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    emb = (emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, emb)
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only cache costs only time
+    return emb
+
+
+def _label_cache(model: Encoder, prompts: list[str], truncate: bool) -> Path | None:
+    identity = getattr(model, "text_identity", None)
+    if not isinstance(identity, str):
+        return None
+    import hashlib
+
+    from polymodal.paths import cache_dir
+
+    key = hashlib.blake2b(json.dumps([prompts, truncate]).encode(), digest_size=16).hexdigest()
+    return cache_dir() / "labels" / identity / f"{key}.npy"
 
 
 def clean_labels(labels: Sequence[str]) -> list[str]:

@@ -258,6 +258,15 @@ class BundleEncoder(Encoder):
         return replace(super().info, backend=self.source_backend,
                        extra={"bundle": str(self.folder), "source": self.source_spec, "precision": self.precision})
 
+    @property
+    def text_identity(self) -> str:
+        """What this bundle's text embeddings depend on (its text network and tokenizer settings): a key under
+        which text embeddings may be cached across processes."""
+        import hashlib
+
+        text = json.dumps([self.meta["networks"]["text"]["sha256"], self.meta["text"]], sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
     def backgrounds(self) -> dict[str, np.ndarray] | None:
         """The calibration backgrounds embedded at export, when they match today's definition."""
         if self._backgrounds is None:
