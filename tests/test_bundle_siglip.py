@@ -200,6 +200,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+@pytest.mark.slow
 def test_bundle_embeds_texts_without_torch_nor_sentencepiece(tmp_path_factory, tmp_path) -> None:
     """One bundle (the variants differ only in their tokenizers, compared above), through `export`."""
     from polymodal.models.exports import export

@@ -20,7 +20,9 @@ def _images() -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 255, (40 + 7 * i, 52, 3), dtype=np.uint8)) for i in range(3)]
 
 
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
+# Each kind's first load exports it to ONNX (seconds); the fast lane keeps CLIP, the full suite runs all three.
+@pytest.fixture(scope="module", params=[k if k == "clip" else pytest.param(k, marks=pytest.mark.slow)
+                                        for k in sorted(BUILDERS)])
 def tiny(request, tiny_dir):
     kind = request.param
     path = tiny_dir / f"hf-{kind}"
@@ -87,6 +89,7 @@ def test_images_as_paths_bytes_and_pil_agree(tiny, tmp_path):
     np.testing.assert_allclose(a, np.repeat(a[:1], 4, axis=0), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_long_text_is_refused_unless_truncation_is_asked(tiny):
     _, path = tiny
     enc = polymodal.load_model(str(path))

@@ -81,6 +81,7 @@ def test_lite0_int8_holds_on_real_photos_logits_and_conse(lite_torch, lite_expor
     assert conse.min() >= 0.99
 
 
+@pytest.mark.slow
 def test_tiny_clip_int8_runs_and_loads(tmp_path):
     import onnx
 

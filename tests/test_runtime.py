@@ -68,6 +68,7 @@ def test_int8_holds_on_both_real_lite_towers(lite, photos, polymodal_log):
     assert any(r["network"] == "text" and r["precision"] == "int8" and r["passed"] for r in reports)
 
 
+@pytest.mark.slow
 def test_an_int8_network_that_fails_its_gate_falls_back_and_says_so_at_every_load(tmp_path, monkeypatch,
                                                                                    polymodal_log):
     monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))

@@ -78,6 +78,7 @@ def test_the_official_variables_win_over_the_file(config, monkeypatch: pytest.Mo
     assert api.posts[0]["headers"]["Authorization"] == f"Bearer {KEY}"
 
 
+@pytest.mark.slow
 def test_generate_without_model_uses_the_configured_generator(config, tiny_sd: Path, scorer,
                                                               tmp_path: Path) -> None:
     from polymodal.generation.provenance import read_provenance

@@ -21,6 +21,7 @@ def test_spec_path_detects_the_pipeline_directory(tiny_sd: Path, generator) -> N
     assert type(generator.pipe).__name__ == "StableDiffusionPipeline"
 
 
+@pytest.mark.slow
 def test_n_images_of_the_asked_size_with_provenance(generator, scorer, tmp_path: Path) -> None:
     steps_seen: list[tuple[int, int]] = []
     images = generate("a red car on a street", n=3, keep=3, model=generator, size="48x32", steps=2, guidance=2.0,
@@ -52,6 +53,7 @@ def test_n_images_of_the_asked_size_with_provenance(generator, scorer, tmp_path:
         assert {k: side[k] for k in record} == record
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_each_seed_alone(generator, scorer, tmp_path: Path) -> None:
     a = generate("a bowl of fruit", n=2, keep=2, model=generator, size=32, steps=1, seed=5, encoder=scorer,
                  out=tmp_path / "a")
@@ -169,6 +171,7 @@ def test_hub_id_not_in_cache_names_the_download(monkeypatch: pytest.MonkeyPatch,
         load_generator("stabilityai/sd-turbo")
 
 
+@pytest.mark.slow
 def test_generated_images_score_like_the_encoder_says(generator, scorer) -> None:
     res = generate("a photo of a dog", n=2, keep=2, model=generator, size=32, steps=1, seed=3, encoder=scorer)
     img = scorer.encode_images([r.image for r in res])
@@ -177,6 +180,7 @@ def test_generated_images_score_like_the_encoder_says(generator, scorer) -> None
     assert [r.score for r in res] == pytest.approx(list(2.5 * np.maximum(cos, 0)), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_default_model_loads_from_the_hub_cache_offline(tiny_sd: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch, scorer) -> None:
     """The tiny pipeline placed in a hub cache as stabilityai/sd-turbo: the default spec finds it without a

@@ -94,6 +94,7 @@ def generating(tmp_path_factory, served_library):
         yield server, gen
 
 
+@pytest.mark.slow
 def test_images_generate_with_a_tiny_local_pipeline(generating):
     server, gen = generating
     client = _client(server.url)
