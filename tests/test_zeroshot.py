@@ -82,10 +82,11 @@ def test_bad_label_lists(tiny_clip, labels, msg):
         polymodal.classify([Image.new("RGB", (8, 8))], labels, tiny_clip)
 
 
-def test_label_embeddings_of_an_exported_model_are_cached_on_disk(lite, photos, monkeypatch):
+def test_label_embeddings_of_an_exported_model_are_cached_on_disk(lite, photos, monkeypatch, tmp_path):
     """The second classify with the same labels embeds no prompt: 80 prompts per label cost seconds on a CPU."""
     from polymodal.zeroshot import label_embeddings
 
+    monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))  # an empty cache: this run's own entries
     first = label_embeddings(lite, ["cat", "dog", "teapot"], "openai")
     calls: list[int] = []
     real = type(lite).encode_texts

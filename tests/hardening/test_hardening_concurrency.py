@@ -40,6 +40,7 @@ def _wait(lib_dir: Path, proc: subprocess.Popen, at_least: int, timeout: float =
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_writers_are_serialised_and_readers_keep_answering(tmp_path, lite_encoder):
     from fastapi.testclient import TestClient

@@ -32,6 +32,7 @@ def test_the_kept_video_crashes_are_typed_failures(tmp_path):
     assert "the decoder failed" not in " ".join(reasons.values())  # each one has a reason, not a crash report
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_a_short_fuzzing_run_finds_nothing(tmp_path):
     pytest.importorskip("atheris", reason="atheris has wheels only for Linux x86-64 (see the fuzz extra)")

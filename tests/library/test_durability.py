@@ -94,6 +94,7 @@ def test_ctrl_c_mid_index_records_what_was_committed(tmp_path, lite_encoder):
 
 
 # A subprocess loading the model on a CPU shared with other jobs can take a while: allow more than the default.
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"
@@ -125,6 +126,7 @@ def test_sigkill_mid_index_then_rerun_indexes_every_file_exactly_once(tmp_path, 
     assert lib.status().last_job.state == "done"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_reader_sees_a_consistent_library_while_a_writer_commits(tmp_path, lite_encoder):
     folder = tmp_path / "imgs"

@@ -239,9 +239,9 @@ def test_a_real_library_searches_the_same_through_both_readers(photos_library, o
     _same_hits(similar, via_lancedb.similar(cat.id, k=4, **{k: v for k, v in options.items() if k != "sort"}))
 
 
-def test_a_real_library_reports_the_same_status_through_both_readers(photos_library):
+def test_a_real_library_reports_the_same_status_through_both_readers(photos_library, lite_encoder):
     lib, _ = photos_library
-    via_lancedb = Library.open(lib.root)
+    via_lancedb = Library.open(lib.root, model=lite_encoder)  # the same loaded model: the same runtimes
     via_lancedb.store = Store(lib.root, lib.meta, reader="lancedb")
     assert lib.status() == via_lancedb.status()
 
