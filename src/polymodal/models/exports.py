@@ -232,9 +232,9 @@ def _source_digests(spec: ModelSpec | None) -> dict[str, str]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    from polymodal.models.identity import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -24,6 +24,13 @@ _DIGEST_FILE = "digests.json"
 _lock = threading.Lock()
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a concurrent reader sees the old file or the new one."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
     out = {"polymodal": __version__}
     for name in names:
@@ -69,9 +76,7 @@ def cached_digests(paths: Iterable[Path]) -> dict[str, str]:
         if changed:
             try:
                 store.parent.mkdir(parents=True, exist_ok=True)
-                tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(known), encoding="utf-8")
-                tmp.replace(store)
+                atomic_write_text(store, json.dumps(known))
             except OSError:
                 pass  # a read-only cache costs a re-hash next time, nothing else
         return out

@@ -249,7 +249,9 @@ def export_network(encoder: Encoder, network: str, precision: str, folder: Path,
         post = encoder.postprocess_image if network == "image" else (lambda x: x)
         ref = post(TorchRunner(net.module, "cpu")(samples))
         report = _parity(network, precision, ref, post(runner(samples)), post(_one_at_a_time(runner, samples)))
-        _atomic_write(report_file, json.dumps({**asdict(report), "bounds": _bounds(precision)}))
+        from polymodal.models.identity import atomic_write_text
+
+        atomic_write_text(report_file, json.dumps({**asdict(report), "bounds": _bounds(precision)}))
     if not report.passed:
         raise RuntimeError(
             f"{precision} ONNX export of the {network} network failed its parity check "
@@ -260,12 +262,6 @@ def export_network(encoder: Encoder, network: str, precision: str, folder: Path,
 
 def _bounds(precision: str) -> list[float]:
     return [FP32_MIN_COSINE] if precision == "fp32" else [INT8_MIN_COSINE, INT8_MIN_AGREEMENT]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)
