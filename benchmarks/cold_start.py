@@ -52,6 +52,9 @@ class Variant:
                "POLYMODAL_MODEL": "lite"}  # no hub probe: the model a user configured, as in a real setup
         env.pop("POLYMODAL_LIBRARY", None)
         env.pop("POLYMODAL_SERVER", None)
+        # an installed package has its bytecode compiled (pip does it, and a run writes it): without this a
+        # shell that sets PYTHONDONTWRITEBYTECODE would time Python compiling polymodal's sources every run
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
 

@@ -191,6 +191,24 @@ def test_a_flipped_byte_is_caught_not_computed_with(lite_bundle, tmp_path):
         polymodal.load_model(str(bundle)).encode_texts(["a cat"])
 
 
+def test_a_byte_flipped_after_a_good_load_is_caught_even_with_its_mtime_put_back(lite_bundle, tmp_path):
+    # a network's digest is remembered per file version; the version includes the change time, which a
+    # write moves and no user-space call sets back, so restoring size and mtime does not hide the change
+    bundle = _copy(lite_bundle, tmp_path)
+    polymodal.load_model(str(bundle)).encode_texts(["a cat"])  # checked and remembered as good
+    text = bundle / "text.onnx"
+    before = text.stat()
+    with open(text, "r+b") as fh:
+        fh.seek(before.st_size // 2)
+        byte = fh.read(1)
+        fh.seek(before.st_size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(text, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert text.stat().st_mtime_ns == before.st_mtime_ns and text.stat().st_size == before.st_size
+    with pytest.raises(ModelLoadError, match=r"text\.onnx is damaged"):
+        polymodal.load_model(str(bundle)).encode_texts(["a cat"])
+
+
 @pytest.mark.parametrize("damage,message", [
     (lambda b: (b / "tokenizer.json").unlink(), "tokenizer.json"),
     (lambda b: (b / BUNDLE_FILE).unlink(), "holds no model"),

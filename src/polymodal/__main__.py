@@ -1,3 +1,3 @@
-from polymodal.cli import main
+from polymodal.cli import run
 
-raise SystemExit(main())
+run()

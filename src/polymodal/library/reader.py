@@ -56,6 +56,13 @@ class LanceReader:
             self._session = lance.Session()
         return lance.dataset(str(self.db_dir / f"{name}{TABLE_SUFFIX}"), session=self._session)
 
+    def prepare(self, name: str) -> None:
+        """Import the reader and read ``name``'s manifest into the session's cache, so the next read starts at
+        once: a search calls this while its query is embedded on another thread (the session creation
+        there releases the GIL; the ~0.3 s import here would otherwise come after it)."""
+        if name in self.table_names():
+            self._dataset(name)
+
     def count(self, name: str, where: str | None = None) -> int:
         return int(self._dataset(name).count_rows(where))
 

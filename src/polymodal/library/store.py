@@ -250,6 +250,11 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------------------------
 
+    def prepare_reads(self) -> None:
+        """Make the first read of the items cheap (see ``LanceReader.prepare``); nothing for lancedb reads."""
+        if self.reader:
+            self.reader.prepare(self.meta.items_table)
+
     def count_items(self) -> int:
         table = self.items()
         return table.count_rows() if table is not None else 0

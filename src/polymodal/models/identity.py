@@ -2,7 +2,8 @@
 
 The export cache is keyed by this identity, so loading a cached export needs neither torch nor the backend's
 library: the files a backend names (``Backend.source_files``) are hashed once, and the digest is kept against
-each file's path, size and modification time, so a warm load reads no weights to identify them. Package
+each file's path, inode, size and modification and change times, so a warm load reads no weights to identify
+them (a write to a file moves its change time, which no user-space call can set back). Package
 versions come from installed metadata (``importlib.metadata``), which imports nothing.
 """
 
@@ -52,11 +53,11 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
 
 def _stamp(path: Path) -> str:
     st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
 
 
 def cached_digests(paths: Iterable[Path]) -> dict[str, str]:
-    """{resolved path: sha256}, reusing digests of files whose size and mtime have not changed."""
+    """{resolved path: sha256}, reusing digests of files whose inode, size, mtime and ctime have not changed."""
     from polymodal.paths import cache_dir
 
     store = cache_dir() / _DIGEST_FILE
