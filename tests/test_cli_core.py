@@ -30,6 +30,25 @@ def test_version_and_help_on_every_command():
         assert res.returncode == 0 and "usage: polymodal " + name in res.stdout
 
 
+def test_the_quick_exit_keeps_exit_handlers_output_and_exit_code(tmp_path):
+    # run() ends the process without Python's teardown; what a user or library relies on must still happen
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+        "sys.argv = ['polymodal', *sys.argv[1:]]\n"
+        "from polymodal.cli import run\n"
+        "run()\n"
+    )
+    ok = subprocess.run([sys.executable, "-c", script, "models", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) and marker.read_text() == "yes"  # all of stdout came out, handlers ran
+    marker.unlink()
+    bad = subprocess.run([sys.executable, "-c", script, "classify", str(tmp_path / "missing.jpg"),
+                          "--labels", "a,b"], capture_output=True, text=True)
+    assert bad.returncode == 4 and "missing.jpg" in bad.stderr and marker.read_text() == "yes"
+
+
 def test_console_script_classifies_a_bundled_photo_offline(photos, lite):
     # `lite` first: the one-time ONNX export then happens in-process, and the script only loads it.
     exe = __import__("shutil").which("polymodal")
