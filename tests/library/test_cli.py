@@ -50,7 +50,7 @@ def test_index_then_search_as_in_the_readme(tmp_path, photo_dir, capsys, monkeyp
     assert code == 0 and "added 8" in out
     code, out, _ = run(capsys, "search", "a cat")
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["#", "SCORE", "DATE", "PATH"]
+    assert code == 0 and lines[0].split() == ["#", "SCORE", "CONF", "DATE", "PATH"]
     assert lines[1].split()[-1] == str(photo_dir / "cat.png")
     code, out, _ = run(capsys, "index", photo_dir)
     assert "skipped 8" in out and "added 0" in out
@@ -58,22 +58,22 @@ def test_index_then_search_as_in_the_readme(tmp_path, photo_dir, capsys, monkeyp
 
 def test_search_json_and_query_terms(cli_lib, capsys):
     lib, photos = cli_lib
-    code, out, _ = run(capsys, "search", "a cat", "-L", lib, "-k", "3", "--json")
+    code, out, _ = run(capsys, "search", "a cat", "-L", lib, "-k", "3", "--json", "--all")
     hits = json.loads(out)
     assert code == 0 and len(hits) == 3 and {"id", "path", "score", "kind"} <= set(hits[0])
     assert Path(hits[0]["path"]).name in ("cat.png", "cat_small.jpg") and hits[0]["kind"] == "image"
-    _, out, _ = run(capsys, "search", "an animal", "--not", "a cat", "-L", lib, "-k", "3", "--json")
+    _, out, _ = run(capsys, "search", "an animal", "--not", "a cat", "-L", lib, "-k", "3", "--json", "--all")
     assert not {Path(h["path"]).name for h in json.loads(out)} & {"cat.png", "cat_small.jpg"}
     _, out, _ = run(capsys, "search", "--image", photos / "rocket.jpg", "-L", lib, "-k", "1", "--json")
     assert json.loads(out)[0]["path"].endswith("rocket.jpg")
     _, out, _ = run(capsys, "search", "5:a cup of coffee", "a cat", "-L", lib, "-k", "1", "--json")
     assert Path(json.loads(out)[0]["path"]).name in ("coffee.png", "coffee_again.png")
-    _, out, _ = run(capsys, "search", "a cat", "-L", lib, "--path", "copies/*", "--json")
+    _, out, _ = run(capsys, "search", "a cat", "-L", lib, "--path", "copies/*", "--json", "--all")
     assert [Path(h["path"]).name for h in json.loads(out)] in (["coffee.png"], ["coffee_again.png"])
-    _, out, _ = run(capsys, "search", "a cat", "-L", lib, "--min-score", "0.99")
+    _, out, _ = run(capsys, "search", "a cat", "-L", lib, "--min-score", "0.99", "--all")
     assert out.strip() == "no matches"
     _, out, _ = run(capsys, "search", "a cat", "-L", lib, "--after", "2000", "--before", "2100", "--sort", "date",
-                    "--type", "image", "--json")
+                    "--type", "image", "--json", "--all")
     assert len(json.loads(out)) == 9
 
 
@@ -92,7 +92,7 @@ def test_similar_duplicates_tag_status_remove(cli_lib, capsys, tmp_path):
     labels.write_text("cat\ncoffee\nrocket\nmotorcycle\nhorse\nflower\n")
     code, out, _ = run(capsys, "tag", "-L", lib, "--labels", labels)
     assert code == 0 and out.startswith("tagged")
-    _, out, _ = run(capsys, "search", "an animal", "-L", lib, "--tag", "cat", "--json")
+    _, out, _ = run(capsys, "search", "an animal", "-L", lib, "--tag", "cat", "--json", "--all")
     assert {Path(h["path"]).name for h in json.loads(out)} == {"cat.png", "cat_small.jpg"}
     code, out, _ = run(capsys, "status", "-L", lib, "--json")
     st = json.loads(out)

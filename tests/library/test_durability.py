@@ -45,7 +45,7 @@ def _snapshot(lib_dir: Path, encoder) -> tuple[int, int] | None:
     assert all(r["paths"] for r in items), "an item without a path"
     # Every recorded file points to an item that exists (items are committed before files).
     assert {f["item_id"] for f in files} <= set(ids)
-    hits = lib.search("a colourful picture", k=5)
+    hits = lib.search("a colourful picture", k=5, floor=False)
     assert len(hits) == min(5, len(items)) and all(h.path for h in hits)
     return len(items), len(files)
 
@@ -157,9 +157,9 @@ def test_a_long_lived_reader_sees_later_commits(tmp_path, photo_dir, lite_encode
     reader = Library.open(tmp_path / "lib", model=lite_encoder)
     writer = Library.open(tmp_path / "lib", model=lite_encoder)
     writer.add([photo_dir / "coffee.png"])
-    assert [h.path for h in reader.search("a cat", k=5)] == [str(photo_dir / "coffee.png")]
+    assert [h.path for h in reader.search("a cat", k=5, floor=False)] == [str(photo_dir / "coffee.png")]
     writer.add([photo_dir / "cat.png"])
-    assert reader.search("a cat", k=1)[0].path == str(photo_dir / "cat.png")
+    assert reader.search("a cat", k=1, floor=False)[0].path == str(photo_dir / "cat.png")
     assert reader.status().items == 2
 
 

@@ -75,7 +75,7 @@ def test_rename_and_move_are_recognised_by_hash(tmp_path, photo_dir, lite_encode
     hit = lib.get(cat_id)
     assert hit.paths == (str(photo_dir / "sub" / "kitty.png"),)
     assert lib.get(photo_dir / "cat.png") is None
-    assert lib.search("a cat", k=1)[0].path == str(photo_dir / "sub" / "kitty.png")
+    assert lib.search("a cat", k=1, floor=False)[0].path == str(photo_dir / "sub" / "kitty.png")
 
 
 def test_changed_file_is_re_embedded_and_old_content_dropped(tmp_path, photo_dir, lite_encoder, embed_count):
@@ -89,8 +89,8 @@ def test_changed_file_is_re_embedded_and_old_content_dropped(tmp_path, photo_dir
     assert (report.updated, report.added, report.skipped) == (1, 0, 7)
     assert embed_count[0] == before + 1
     assert lib.get(old_id) is None  # its only path now holds other bytes
-    assert lib.search("a cat", k=1)[0].path != str(photo_dir / "cat.png")
-    assert str(photo_dir / "cat.png") in {h.path for h in lib.search("a space rocket launch", k=2)}
+    assert lib.search("a cat", k=1, floor=False)[0].path != str(photo_dir / "cat.png")
+    assert str(photo_dir / "cat.png") in {h.path for h in lib.search("a space rocket launch", k=2, floor=False)}
     assert lib.status().items == 8
 
 
@@ -201,7 +201,7 @@ def test_every_supported_format_is_indexed(tmp_path, photo_dir, lite_encoder):
     report = lib.add([d])
     assert (report.added + report.duplicates, report.failed) == (9, 0)
     assert report.added == 7  # jpg and jpeg, tif and tiff hold identical bytes: one item each
-    hits = lib.search("a cat", k=10)
+    hits = lib.search("a cat", k=10, floor=False)
     assert Path(hits[-1].path).name == "coffee.png"
     assert all(h.path.startswith(str(d / "cat.")) for h in hits[:-1])
     gif = lib.get(d / "cat.gif")

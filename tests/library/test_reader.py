@@ -227,11 +227,11 @@ SEARCHES = [
 def test_a_real_library_searches_the_same_through_both_readers(photos_library, options):
     lib, photos = photos_library
     assert lib.store.reader is not None
-    got = lib.search("an animal", k=5, **options)
+    got = lib.search("an animal", k=5, **options, floor=False)
     assert got
     via_lancedb = Library.open(lib.root, model=lib.encoder())
     via_lancedb.store = Store(lib.root, lib.meta, reader="lancedb")
-    _same_hits(got, via_lancedb.search("an animal", k=5, **options))
+    _same_hits(got, via_lancedb.search("an animal", k=5, **options, floor=False))
     cat = lib.get(next(photos.rglob("cat.png")))
     assert cat is not None
     similar = lib.similar(cat.id, k=4, **{k: v for k, v in options.items() if k != "sort"})
@@ -253,7 +253,7 @@ from polymodal.library.store import Store
 lib = Library.open(sys.argv[1], create=False)
 if sys.argv[2] == "lancedb":
     lib.store = Store(lib.root, lib.meta, reader="lancedb")
-hits = lib.search("a cat", k=3, after="2010", kind="image")
+hits = lib.search("a cat", k=3, after="2010", kind="image", floor=False)
 similar = lib.similar(hits[0].id, k=2)
 status = lib.status()
 print(json.dumps({"hits": [h.id for h in hits], "similar": [h.id for h in similar], "items": status.items,

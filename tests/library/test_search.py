@@ -42,7 +42,7 @@ def indexed(tmp_path_factory, lite_encoder) -> tuple[Library, Path]:
 ])
 def test_text_query_ranks_the_right_photo_first(indexed, query, expected):
     lib, _ = indexed
-    hits = lib.search(query, k=3)
+    hits = lib.search(query, k=3, floor=False)
     assert Path(hits[0].path).name == expected
     assert hits[0].score > hits[1].score >= hits[2].score
     assert {"id", "path", "score", "kind"} <= set(hits[0].to_dict())
@@ -50,34 +50,34 @@ def test_text_query_ranks_the_right_photo_first(indexed, query, expected):
 
 def test_image_query_and_image_path_as_a_term(indexed):
     lib, photos = indexed
-    by_option = lib.search(image=str(photos / "2019" / "rocket.jpg"), k=2)
+    by_option = lib.search(image=str(photos / "2019" / "rocket.jpg"), k=2, floor=False)
     assert Path(by_option[0].path).name == "rocket.jpg" and by_option[0].score == pytest.approx(1.0, abs=1e-5)
-    by_term = lib.search(str(photos / "2019" / "rocket.jpg"), k=2)
+    by_term = lib.search(str(photos / "2019" / "rocket.jpg"), k=2, floor=False)
     assert [h.id for h in by_term] == [h.id for h in by_option]
     # An outside image (not in the library) works too: a resized copy of the cat finds the cat.
     probe = photos.parent / "probe.jpg"
     Image.open(photos / "2019" / "cat.png").convert("RGB").resize((200, 133)).save(probe)
-    assert Path(lib.search(image=probe, k=1)[0].path).name == "cat.png"
+    assert Path(lib.search(image=probe, k=1, floor=False)[0].path).name == "cat.png"
 
 
 def test_weights_shift_the_ranking(indexed):
     lib, _ = indexed
 
     def gap(terms):
-        scores = {Path(h.path).name: h.score for h in lib.search(terms, k=8)}
+        scores = {Path(h.path).name: h.score for h in lib.search(terms, k=8, floor=False)}
         return scores["coffee.png"] - scores["cat.png"]
 
     assert gap(["3:a cup of coffee", "a cat"]) > gap(["a cup of coffee", "a cat"]) > gap(["a cup of coffee",
                                                                                           "3:a cat"])
-    assert Path(lib.search(["4:a cup of coffee", "a cat"], k=1)[0].path).name == "coffee.png"
+    assert Path(lib.search(["4:a cup of coffee", "a cat"], k=1, floor=False)[0].path).name == "coffee.png"
 
 
 def test_negative_terms_push_matches_away(indexed):
     lib, photos = indexed
-    assert Path(lib.search("an animal", k=1)[0].path).name == "cat.png"
-    hits = lib.search("an animal", negative=["a cat"], k=3)
+    assert Path(lib.search("an animal", k=1, floor=False)[0].path).name == "cat.png"
+    hits = lib.search("an animal", negative=["a cat"], k=3, floor=False)
     assert "cat.png" not in {Path(h.path).name for h in hits}
-    hits = lib.search("a photo", negative=[str(photos / "2019" / "rocket.jpg")], k=8)
+    hits = lib.search("a photo", negative=[str(photos / "2019" / "rocket.jpg")], k=8, floor=False)
     assert Path(hits[-1].path).name == "rocket.jpg"
 
 
@@ -96,7 +96,7 @@ def test_query_vector_is_the_normalised_weighted_sum(lite_encoder):
 def test_a_query_with_only_negative_terms_is_refused(indexed):
     lib, _ = indexed
     with pytest.raises(InputError, match="positive term"):
-        lib.search(negative=["a cat"])
+        lib.search(negative=["a cat"], floor=False)
 
 
 def test_a_negative_weight_is_refused_naming_not():
@@ -110,28 +110,29 @@ def test_a_negative_weight_is_refused_naming_not():
 
 def test_date_filters_use_mtime_without_exif(indexed):
     lib, _ = indexed
-    hits = lib.search("a cat", k=10, after="2021", before="2022")
+    hits = lib.search("a cat", k=10, after="2021", before="2022", floor=False)
     assert {Path(h.path).name for h in hits} == {"motorbike.png", "horse.png", "flower.jpg"}
-    hits = lib.search("a cat", k=10, before="2019-12-31")
+    hits = lib.search("a cat", k=10, before="2019-12-31", floor=False)
     assert {Path(h.path).name for h in hits} == {"cat.png", "coffee.png", "rocket.jpg"}
     with pytest.raises(InputError, match="not a date"):
-        lib.search("a cat", after="last tuesday")
+        lib.search("a cat", after="last tuesday", floor=False)
 
 
 def test_path_glob_type_min_score_and_sort(indexed):
     lib, _ = indexed
-    hits = lib.search("a cat", k=2, path="*/2021/*")
+    hits = lib.search("a cat", k=2, path="*/2021/*", floor=False)
     assert len(hits) == 2 and all("/2021/" in h.path for h in hits)
-    assert {Path(h.path).name for h in lib.search("a cat", k=5, path="misc/*")} == {"astronaut.png", "china.jpg"}
-    assert lib.search("a cat", k=3, kind="video") == []
-    assert len(lib.search("a cat", k=3, kind="image")) == 3
-    strict = lib.search("a cat", k=10, min_score=0.6)
+    misc = lib.search("a cat", k=5, path="misc/*", floor=False)
+    assert {Path(h.path).name for h in misc} == {"astronaut.png", "china.jpg"}
+    assert lib.search("a cat", k=3, kind="video", floor=False) == []
+    assert len(lib.search("a cat", k=3, kind="image", floor=False)) == 3
+    strict = lib.search("a cat", k=10, min_score=0.6, floor=False)
     assert [Path(h.path).name for h in strict] == ["cat.png"]
-    by_date = lib.search("a cat", k=8, sort="date")
+    by_date = lib.search("a cat", k=8, sort="date", floor=False)
     dates = [h.date for h in by_date]
     assert dates == sorted(dates, reverse=True) and len(by_date) == 8
     with pytest.raises(InputError):
-        lib.search("a cat", kind="document")
+        lib.search("a cat", kind="document", floor=False)
 
 
 def test_similar_by_path_id_and_outside_image(indexed):
@@ -153,7 +154,7 @@ def test_tags_are_stored_and_searchable(tmp_path, photo_dir, lite_encoder):
     labels = ["cat", "coffee", "rocket", "motorcycle", "horse", "flower"]
     tagged = lib.tag(labels)
     assert tagged >= 5
-    hits = lib.search("an animal", tags=["cat"], k=5)
+    hits = lib.search("an animal", tags=["cat"], k=5, floor=False)
     assert [Path(h.path).name for h in hits] == ["cat.png"] and "cat" in hits[0].tags
     assert "rocket" in lib.get(photo_dir / "rocket.jpg").tags
 
@@ -167,4 +168,4 @@ def test_tagging_refuses_an_empty_or_single_label_list(tmp_path, photo_dir, lite
         lib.tag([])
     with pytest.raises(InputError, match=r"at least two labels.*'labels\.txt'.*not found"):
         lib.tag(["labels.txt"])
-    assert all(not h.tags for h in lib.search("a photo", k=5))
+    assert all(not h.tags for h in lib.search("a photo", k=5, floor=False))

@@ -16,7 +16,7 @@ def app_for(lib):
 
 def ids_by_name(client) -> dict[str, str]:
     """Item ids of the served library by photo name (cat, coffee, ...)."""
-    hits = client.get("/api/search", params={"q": "a photo", "k": 100}).json()["hits"]
+    hits = client.get("/api/search", params={"all": "true", "q": "a photo", "k": 100}).json()["hits"]
     return {Path(h["path"]).stem: h["id"] for h in hits}
 
 

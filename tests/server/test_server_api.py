@@ -32,7 +32,7 @@ def test_health_version_status_and_openapi(client, lite):
     assert "HTTPValidationError" not in json.dumps(spec) and spec["components"]["schemas"]["Error"]
     search = spec["paths"]["/api/search"]["get"]["responses"]
     assert "422" not in search and search["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
-    bad = client.get("/api/search", params={"q": "a cat", "k": "many"})
+    bad = client.get("/api/search", params={"all": "true", "q": "a cat", "k": "many"})
     assert bad.status_code == 400 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
     assert client.get("/docs").status_code == 200
 
@@ -40,7 +40,7 @@ def test_health_version_status_and_openapi(client, lite):
 @pytest.mark.parametrize("query,expected", [("a cat", "cat"), ("a cup of coffee", "coffee"),
                                             ("a space rocket launch", "rocket"), ("flowers", "flower")])
 def test_text_search_ranks_the_right_photo_first(client, query, expected):
-    hits = client.get("/api/search", params={"q": query, "k": 3}).json()["hits"]
+    hits = client.get("/api/search", params={"all": "true", "q": query, "k": 3}).json()["hits"]
     assert len(hits) == 3
     assert Path(hits[0]["path"]).stem == expected
     assert hits[0]["score"] > hits[1]["score"] >= hits[2]["score"]
@@ -48,12 +48,12 @@ def test_text_search_ranks_the_right_photo_first(client, query, expected):
 
 def test_hits_have_exactly_the_fields_of_search_json(client, served_library, tmp_path):
     lib, _ = served_library
-    out = subprocess.run([sys.executable, "-m", "polymodal", "search", "a cat", "-k", "2", "--json",
+    out = subprocess.run([sys.executable, "-m", "polymodal", "search", "a cat", "-k", "2", "--json", "--all",
                           "--library", str(lib.root)], capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "POLYMODAL_CONFIG": str(tmp_path / "none.toml")})
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
-    api = client.get("/api/search", params={"q": "a cat", "k": 2}).json()["hits"]
+    api = client.get("/api/search", params={"all": "true", "q": "a cat", "k": 2}).json()["hits"]
     assert [set(h) for h in api] == [set(h) for h in cli]
     assert [h["id"] for h in api] == [h["id"] for h in cli]
     assert api[0]["score"] == pytest.approx(cli[0]["score"], abs=1e-5)
@@ -80,13 +80,15 @@ def test_a_heic_query_photo_is_searched_like_any_other(client, photos):
 
 
 def test_combined_and_negative_terms_change_the_ranking(client):
-    base = client.get("/api/search", params={"q": "an animal", "k": 6}).json()["hits"]
-    away = client.get("/api/search", params=[("q", "an animal"), ("not", "a cat"), ("k", "6")]).json()["hits"]
+    base = client.get("/api/search", params={"all": "true", "q": "an animal", "k": 6}).json()["hits"]
+    away = client.get("/api/search", params=[("all", "true"), ("q", "an animal"), ("not", "a cat"),
+                                             ("k", "6")]).json()["hits"]
     rank = {h["id"]: i for i, h in enumerate(base)}
     rank_away = {h["id"]: i for i, h in enumerate(away)}
     cat = next(h["id"] for h in base if Path(h["path"]).stem == "cat")
     assert rank_away[cat] > rank[cat]
-    weighted = client.get("/api/search", params=[("q", "3:a horse"), ("q", "a cup of coffee")]).json()["hits"]
+    weighted = client.get("/api/search", params=[("all", "true"), ("q", "3:a horse"),
+                                                 ("q", "a cup of coffee")]).json()["hits"]
     assert Path(weighted[0]["path"]).stem == "horse"
 
 
@@ -100,22 +102,36 @@ def test_a_text_naming_a_file_is_searched_as_text_never_read(client, tmp_path, m
     real_open = Image.open
     monkeypatch.setattr(Image, "open", lambda fp, *a, **kw: opened.append(fp) or real_open(fp, *a, **kw))
     for q in (str(secret), f"2:{secret}"):
-        r = client.get("/api/search", params={"q": q, "k": 1})
+        r = client.get("/api/search", params={"all": "true", "q": q, "k": 1})
         assert r.status_code == 200
     assert not [p for p in opened if str(secret) in str(p)]
 
 
+def test_the_relevance_floor_and_all_over_http(client, photos):
+    assert client.get("/api/search", params={"q": "a red car", "k": 4}).json()["hits"] == []
+    nearest = client.get("/api/search", params={"q": "a red car", "k": 4, "all": "true"}).json()["hits"]
+    assert len(nearest) == 4 and all(0 < h["confidence"] < 0.3 for h in nearest)
+    cat = client.get("/api/search", params={"q": "a cat", "k": 4}).json()["hits"]
+    assert Path(cat[0]["path"]).stem == "cat" and cat[0]["confidence"] > 0.8 and len(cat) < 4
+    form = client.post("/api/search", data={"q": "a red car", "k": "4", "all": "true"}).json()["hits"]
+    assert [h["id"] for h in form] == [h["id"] for h in nearest]
+    by_image = client.post("/api/search", files={"image": ("c.png", photos["cat"].read_bytes(), "image/png")},
+                           data={"k": "3"}).json()["hits"]
+    assert len(by_image) == 3 and all(h["confidence"] is None for h in by_image)  # no calibrated scale
+
+
 def test_filters_and_pagination(client):
-    all_hits = client.get("/api/search", params={"q": "a photo", "k": 6}).json()["hits"]
-    page1 = client.get("/api/search", params={"q": "a photo", "k": 2}).json()
-    page2 = client.get("/api/search", params={"q": "a photo", "k": 2, "offset": 2}).json()
+    all_hits = client.get("/api/search", params={"all": "true", "q": "a photo", "k": 6}).json()["hits"]
+    page1 = client.get("/api/search", params={"all": "true", "q": "a photo", "k": 2}).json()
+    page2 = client.get("/api/search", params={"all": "true", "q": "a photo", "k": 2, "offset": 2}).json()
     assert [h["id"] for h in page1["hits"] + page2["hits"]] == [h["id"] for h in all_hits[:4]]
     assert page1["next_offset"] == 2
-    only_png = client.get("/api/search", params={"q": "a photo", "k": 6, "path": "*.jpg"}).json()["hits"]
+    only_png = client.get("/api/search", params={"all": "true", "q": "a photo", "k": 6, "path": "*.jpg"}).json()["hits"]
     assert only_png and all(h["path"].endswith(".jpg") for h in only_png)
-    after = client.get("/api/search", params={"q": "a photo", "k": 6, "after": "2021-01-01"}).json()["hits"]
+    after = client.get("/api/search",
+                       params={"all": "true", "q": "a photo", "k": 6, "after": "2021-01-01"}).json()["hits"]
     assert 0 < len(after) < 6 and all(h["date"] >= "2021-01-01" for h in after)
-    by_date = client.get("/api/search", params={"q": "a photo", "k": 6, "sort": "date"}).json()["hits"]
+    by_date = client.get("/api/search", params={"all": "true", "q": "a photo", "k": 6, "sort": "date"}).json()["hits"]
     dates = [h["date"] for h in by_date]
     assert dates == sorted(dates, reverse=True)  # newest first
 

@@ -64,6 +64,25 @@ def test_typing_a_query_shows_the_expected_photo_first(page):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
+def test_a_query_nothing_shows_says_so_and_the_switch_shows_the_nearest(page):
+    page.keyboard.type("a red car")
+    page.keyboard.press("Enter")
+    expect(page.locator("#search-status")).to_contain_text("nothing stands out")
+    assert page.locator("#grid li.card").count() == 0
+    page.locator("#f-all").check()  # visible beside the box, and it searches again at once
+    page.wait_for_selector("#grid li.card")
+    assert page.locator("#grid li.card").count() >= 3
+    sure = page.locator("#grid li.card .confidence").first.inner_text()
+    assert sure.endswith("% sure") and int(sure.split("%")[0]) < 30  # weak matches say they are weak
+
+
+def test_a_clear_match_shows_its_confidence(page):
+    page.keyboard.type("a cat")
+    page.keyboard.press("Enter")
+    assert _first_card_name(page) == "cat.png"
+    assert int(page.locator("#grid li.card .confidence").first.inner_text().split("%")[0]) >= 50
+
+
 def test_dropping_an_image_searches_by_it(page, photos):
     data = base64.b64encode(photos["rocket"].read_bytes()).decode()
     page.evaluate("""async (b64) => {

@@ -25,7 +25,7 @@ def _same_hits(remote: list[dict], local: list[dict]) -> None:
 @pytest.mark.parametrize("query", [
     ["a cup of coffee"],
     ["2:a cat", "a horse", "--not", "a flower", "--after", "2020-10-01"],
-    ["a photo", "--path", "*o*", "--sort", "date", "-k", "3"],
+    ["a photo", "--path", "*o*", "--sort", "date", "-k", "3", "--all"],
 ])
 def test_search_through_the_server_prints_what_a_local_search_prints(live, served_library, capsys, query):
     lib, _ = served_library
@@ -47,7 +47,7 @@ def test_image_terms_are_uploaded_and_similar_and_status_agree(live, served_libr
                                                                                                remote_args)]
         _same_hits(outs[1], outs[0])
     # similar by id, and by a file the library holds (left out of its own results, as locally)
-    item = lib.search(text="a cat", k=1)[0].id
+    item = lib.search(text="a cat", k=1, floor=False)[0].id
     for target in (item, rocket, str(photos["horse"])):
         outs = [json.loads(_run(capsys, ["similar", target, "-k", "3", "--json", *where])[1])
                 for where in (local_args, remote_args)]

@@ -52,13 +52,13 @@ def test_an_index_job_runs_in_the_background_with_progress(job_app, photos):
     for name in ("cat", "rocket", "coffee"):
         shutil.copy(photos[name], folder / photos[name].name)
     with _client(app) as c:
-        assert c.get("/api/search", params={"q": "a cat"}).json()["hits"] == []
+        assert c.get("/api/search", params={"all": "true", "q": "a cat"}).json()["hits"] == []
         r = c.post("/api/jobs", json={"paths": [str(folder)]})
         assert r.status_code == 202 and r.json()["state"] in ("queued", "running", "done")
         job = _wait(c, r.json()["id"])
         assert job["state"] == "done" and job["done"] == job["total"] == 3
         assert job["report"]["added"] == 3
-        hits = c.get("/api/search", params={"q": "a cat"}).json()["hits"]
+        hits = c.get("/api/search", params={"all": "true", "q": "a cat"}).json()["hits"]
         assert Path(hits[0]["path"]).name == photos["cat"].name
         assert c.get("/api/jobs").json()["jobs"][0]["id"] == job["id"]
         # no paths: re-scan what the library holds (nothing changed)
@@ -113,7 +113,7 @@ def test_polymodal_serve_serves_the_library(served_library, tmp_path):
             assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.2)
         # /health answers while the model loads beside the server: the first search waits for it
-        hits = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": "a cup of coffee", "k": 1},
+        hits = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"all": "true", "q": "a cup of coffee", "k": 1},
                          timeout=60).json()
         assert Path(hits["hits"][0]["path"]).stem == "coffee"
         assert httpx.get(f"http://127.0.0.1:{port}/health", headers={"Host": "evil.example"}).status_code == 400

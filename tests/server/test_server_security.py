@@ -58,7 +58,7 @@ def test_a_search_never_reads_a_path_given_as_a_term(client, opened_files):
     opened_files["on"] = True
     try:
         for q in ("/etc/passwd", "1:/etc/passwd", "../../../../etc/passwd"):
-            assert client.get("/api/search", params={"q": q}).status_code == 200
+            assert client.get("/api/search", params={"all": "true", "q": q}).status_code == 200
         assert client.get("/api/similar//etc/passwd").status_code == 404
         assert client.get("/api/similar/%2Fetc%2Fpasswd").status_code in (400, 404)
     finally:
@@ -98,7 +98,8 @@ def _test_client(app, **kw):
 def test_symlinks_leaving_the_roots_and_swapped_files_are_not_served(linked_library, photos, opened_files):
     app, folder, outside = linked_library
     with _test_client(app) as c:
-        ids = {Path(h["path"]).name: h["id"] for h in c.get("/api/search", params={"q": "x", "k": 10}).json()["hits"]}
+        found = c.get("/api/search", params={"all": "true", "q": "x", "k": 10}).json()["hits"]
+        ids = {Path(h["path"]).name: h["id"] for h in found}
         assert "link.png" in ids
         opened_files["paths"].clear()
         opened_files["on"] = True
@@ -184,7 +185,7 @@ def test_browser_login_sets_a_strict_cookie_and_the_token_stays_out_of_logs(publ
         assert r.status_code == 303 and r.headers["location"] == "/"
         cookie = r.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        assert c.get("/api/search", params={"q": "cat"}).status_code == 200  # the cookie now carries it
+        assert c.get("/api/search", params={"all": "true", "q": "cat"}).status_code == 200  # the cookie now carries it
     server_logs = [r.getMessage() for r in caplog.records if r.name.startswith(("polymodal", "uvicorn"))]
     assert any(m.startswith("GET / 303") for m in server_logs)  # the login is logged, its query is not
     assert not [m for m in server_logs if TOKEN in m or "token=" in m]
@@ -312,7 +313,7 @@ def test_cors_preflight_passes_the_token_check_but_nothing_else_does(served_libr
         assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://app.example"
         assert c.options("/api/search").status_code == 401
         assert c.get("/api/search", params={"q": "cat"}, headers={"Origin": "http://app.example"}).status_code == 401
-        ok = c.get("/api/search", params={"q": "cat"}, headers={"Origin": "http://app.example",
+        ok = c.get("/api/search", params={"all": "true", "q": "cat"}, headers={"Origin": "http://app.example",
                                                                 "Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "http://app.example"
 

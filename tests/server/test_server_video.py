@@ -45,8 +45,8 @@ def test_moments_in_search_hits_are_the_cli_hits(client, video_library, capsys):
     from polymodal.cli import main
 
     lib, _ = video_library
-    served = client.get("/api/search", params={"q": "a cup of coffee", "k": 4}).json()["hits"]
-    assert main(["search", "a cup of coffee", "-k", "4", "--json", "--library", str(lib.root)]) == 0
+    served = client.get("/api/search", params={"all": "true", "q": "a cup of coffee", "k": 4}).json()["hits"]
+    assert main(["search", "a cup of coffee", "-k", "4", "--json", "--all", "--library", str(lib.root)]) == 0
     cli = json.loads(capsys.readouterr().out)
     assert [h["id"] for h in served] == [h["id"] for h in cli]
     for s, c in zip(served, cli):
@@ -57,14 +57,15 @@ def test_moments_in_search_hits_are_the_cli_hits(client, video_library, capsys):
     assert abs(top["start"] - CUTS[0]) <= 1.0 and abs(top["end"] - CUTS[1]) <= 1.0, top
     assert top["segment"]
     # the same through the form (POST) endpoint and with the fusion/modality options
-    form = client.post("/api/search", data={"q": "a cup of coffee", "k": "4", "modality": "visual"}).json()["hits"]
+    form = client.post("/api/search", data={"all": "true", "q": "a cup of coffee", "k": "4",
+                                            "modality": "visual"}).json()["hits"]
     assert form[0]["id"] == top["id"] and form[0]["start"] == pytest.approx(top["start"])
-    assert client.get("/api/search", params={"q": "x", "fusion": "max"}).status_code == 400
+    assert client.get("/api/search", params={"all": "true", "q": "x", "fusion": "max"}).status_code == 400
 
 
 def test_segment_thumbnail_and_the_video_in_ranges(client, video_library):
     lib, folder = video_library
-    top = client.get("/api/search", params={"q": "a cup of coffee", "k": 1}).json()["hits"][0]
+    top = client.get("/api/search", params={"all": "true", "q": "a cup of coffee", "k": 1}).json()["hits"][0]
     thumb = client.get(f"/api/items/{top['id']}/segments/{top['segment']}/thumbnail")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
     assert thumb.content == lib.segment_thumbnail(top["id"], top["segment"])
@@ -135,6 +136,7 @@ def test_cli_moments_through_the_server(vlive, video_library, capsys, tmp_path):
     out = []
     for name, where in (("local", ["--library", str(lib.root)]), ("remote", ["--server", vlive.url])):
         assert main(["search", "a cup of coffee", "--modality", "visual", "--fusion", "rrf", "-k", "3", "--json",
+                     "--all",
                      "--thumbnails", str(tmp_path / name), *where]) == 0
         out.append(json.loads(capsys.readouterr().out))
     local, remote = out

@@ -14,14 +14,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))  # media_factory
+sys.path.insert(0, str(Path(__file__).parent))  # video_media
+
+from video_media import CUTS, FPS, GREEN, MEETING, TRAIN  # noqa: F401 - GREEN: the tests' phrase set
 
 from media_factory import Scene, Speech, espeak, make_audio, make_video, photo, speech_track
-
-TRAIN = "the train to london is late"
-MEETING = "welcome to the meeting everyone"
-GREEN = "my favourite colour is green"
-CUTS = (3.0, 6.0)
-FPS = 10
 
 
 @pytest.fixture(scope="session")

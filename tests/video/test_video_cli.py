@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from video_media import CUTS, TRAIN
 
-from conftest import CUTS, TRAIN
 from media_factory import make_audio
 from polymodal.cli import main
 from polymodal.errors import InputError

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from video_media import CUTS, FPS
 
-from conftest import CUTS, FPS
 from media_factory import Scene, make_video
 from polymodal.media.shots import Span, content_delta, find_cuts, hsv_feature, merge_cuts, split_shots
 from polymodal.media.video import analyse_video, probe_video

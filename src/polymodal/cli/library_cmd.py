@@ -97,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "normalised scores (default) or reciprocal rank fusion")
     p.add_argument("--modality", choices=["visual", "speech"],
                    help="only what is shown (photos, video frames) or only what is said (transcripts)")
+    p.add_argument("--all", dest="all_hits", action="store_true",
+                   help="show the k nearest whatever they score; by default a text search shows only hits that "
+                   "stand out from unrelated pictures (the relevance floor, README), possibly none")
     _query_options(p)
     p.set_defaults(func=run_search)
 
@@ -194,14 +197,21 @@ def _print_hits(hits: list[Any], args: argparse.Namespace, fetch: Any) -> None:
         print_json(rows)
         return
     if not hits:
-        print("no matches")
+        floored = not getattr(args, "all_hits", True)
+        print("nothing stands out from unrelated pictures for this query (the relevance floor); --all shows the "
+              "nearest items" if floored else "no matches")
         return
     rows = [[str(i), f"{h.score:.3f}", _date(h.date), h.path + (f"  (+{len(h.paths) - 1} more)" if len(h.paths) > 1
                                                                 else "")] for i, h in enumerate(hits, 1)]
     if any(getattr(h, "start", None) is not None for h in hits):
         for row, h in zip(rows, hits):
             row[3] += _moment_text(h)
-    print_table(rows, ["#", "SCORE", "DATE", "PATH"])
+    headers = ["#", "SCORE", "DATE", "PATH"]
+    if any(h.confidence is not None for h in hits):  # a text query: how sure, calibrated (library/relevance.py)
+        for row, h in zip(rows, hits):
+            row.insert(2, "-" if h.confidence is None else f"{100 * h.confidence:.0f}%")
+        headers.insert(2, "CONF")
+    print_table(rows, headers)
 
 
 def _clock(seconds: float) -> str:
@@ -270,7 +280,7 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     lib = _open(args, model=args.model)
     hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
-                      fusion=args.fusion, modality=args.modality, **hit_filters(args))
+                      fusion=args.fusion, modality=args.modality, floor=not args.all_hits, **hit_filters(args))
     _print_hits(hits, args, _local_thumbnail(lib))
     return 0
 

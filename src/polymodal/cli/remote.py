@@ -60,7 +60,8 @@ def search(client: Any, args: argparse.Namespace) -> list[Hit]:
         raise InputError("weighted image terms (W:IMAGE) need a local search; leave out --server or the weight")
     return list(client.search(texts, images or None, negative=negative, negative_images=negative_images,
                               exact=args.exact, fusion=getattr(args, "fusion", "weighted"),
-                              modality=getattr(args, "modality", None), **hit_filters(args)))
+                              modality=getattr(args, "modality", None), floor=not args.all_hits,
+                              **hit_filters(args)))
 
 
 def similar(client: Any, args: argparse.Namespace) -> list[Hit]:

@@ -334,8 +334,13 @@ class Library:
                before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
                exact: bool = False, fusion: str = "weighted", modality: str | None = None,
-               terms: Sequence[Term] | None = None) -> list[Hit]:
+               terms: Sequence[Term] | None = None, floor: bool = True) -> list[Hit]:
         """Items ranked by similarity to the combined query (see ``query``: ``"2:sunset"``, image paths, negatives).
+
+        A text query's hits carry a ``confidence``, and with ``floor`` (the default) only those that stand out
+        from unrelated pictures enough to be shown come back (``relevance``): possibly none. ``floor=False``
+        returns the ``k`` nearest whatever they are. A query with an image term has no calibrated scale: its
+        hits carry no confidence and the floor does not apply.
 
         ``text`` may be one term or several; ``image`` a path, bytes, PIL image, or a list of them. Once the
         library holds video or audio, videos and audio come back as timed moments (``start``, ``end``,
@@ -377,11 +382,14 @@ class Library:
             self.store.prepare_reads()
             moments = modality is not None or has_moments(self.store)
             vector = pending.result()
+        calibrated = all(t.text is not None for t in terms)
+        reference = reference_scores(vector, self.encoder())
         if moments:
             return moment_search(self.store, vector, k, filters, sort, exact, fusion=fusion, modality=modality,
-                                 reference=reference_scores(vector, self.encoder()))
+                                 reference=reference, floor=floor, calibrated=calibrated)
         check_fusion(fusion, modality)
-        return run_search(self.store, vector, k, filters, sort, exact)
+        return run_search(self.store, vector, k, filters, sort, exact,
+                          background=reference["visual"] if calibrated else None, floor=floor)
 
     def similar(self, item: Any, *, k: int = 10, after: str | datetime | None = None,
                 before: str | datetime | None = None, path: str | None = None, kind: str | None = None,

@@ -16,6 +16,7 @@ import numpy as np
 
 from polymodal.errors import InputError
 from polymodal.library import moments as mom
+from polymodal.library import relevance as rel
 from polymodal.library import segments as seg
 from polymodal.library.search import Filters, check_filters, hits_from_arrow
 from polymodal.library.store import Store, sql_in
@@ -44,11 +45,15 @@ def _allowed_items(store: Store, ids: set[str], filters: Filters) -> set[str]:
 
 def moment_search(store: Store, vector: np.ndarray, k: int, filters: Filters, sort: str = "score",
                   exact: bool = False, fusion: str = "weighted", modality: str | None = None,
-                  reference: dict[str, list[float]] | None = None) -> list[Hit]:
+                  reference: dict[str, list[float]] | None = None, floor: bool = False,
+                  calibrated: bool = True) -> list[Hit]:
     """Photos and moments for the query ``vector``.
 
     ``reference``: per modality, the query's scores on unrelated material (``calibration``), which set each
     modality's scale; without it, the candidates' own scores do (fine for large libraries only).
+    ``calibrated`` (a text query against a reference): hits carry a ``confidence`` from their evidence, the
+    fused score under weighted fusion, the leading unit's under RRF (relevance.py); ``floor`` then drops
+    those under the floor.
     """
     if k < 1:
         raise InputError(f"-k must be at least 1, got {k}")
@@ -83,13 +88,20 @@ def moment_search(store: Store, vector: np.ndarray, k: int, filters: Filters, so
     found = mom.merge(units, k)
     if filters.min_score is not None:
         found = [m for m in found if m.score >= filters.min_score]
-    hits = _to_hits(store, found)
+    sure: dict[int, float] = {}
+    if reference is not None and calibrated:
+        sure = {id(m): rel.confidence(m.score if fusion == "weighted" else m.evidence) for m in found}
+        if floor:
+            found = [m for m in found if sure[id(m)] >= rel.FLOOR]
+    hits = [dataclasses.replace(h, confidence=round(sure[key], 4)) if key in sure else h
+            for key, h in _to_hits(store, found)]
     if sort == "date":
         hits.sort(key=lambda h: h.date or datetime.min.replace(tzinfo=UTC), reverse=True)
     return hits
 
 
-def _to_hits(store: Store, found: list[mom.Moment]) -> list[Hit]:
+def _to_hits(store: Store, found: list[mom.Moment]) -> list[tuple[int, Hit]]:
+    """(``id`` of the moment, its hit) for each moment whose item still exists."""
     ids = sorted({m.item_id for m in found})
     data = store.items_by("id", ids, _HIT_COLUMNS) if ids else None
     base = {h.id: h for h in hits_from_arrow(data, [0.0] * data.num_rows)} if data is not None else {}
@@ -104,7 +116,7 @@ def _to_hits(store: Store, found: list[mom.Moment]) -> list[Hit]:
         if hit is None:
             continue  # removed between the search and this read
         if m.start is None or m.end is None:
-            out.append(dataclasses.replace(hit, score=round(m.score, 6)))
+            out.append((id(m), dataclasses.replace(hit, score=round(m.score, 6))))
             continue
         start, end = m.start, m.end
         said = [r["text"] for r in speech.get(m.item_id, ()) if min(end, r["end"]) - max(start, r["start"]) > 1e-6
@@ -115,6 +127,7 @@ def _to_hits(store: Store, found: list[mom.Moment]) -> list[Hit]:
             mid = (start + end) / 2
             on_screen = [r for r in visual.get(m.item_id, ()) if r["start"] <= mid < r["end"]]
             segment = on_screen[0]["id"] if on_screen else None
-        out.append(dataclasses.replace(hit, score=round(m.score, 6), start=round(start, 3), end=round(end, 3),
-                                       transcript=" ".join(said) or None, segment=segment))
+        out.append((id(m), dataclasses.replace(hit, score=round(m.score, 6), start=round(start, 3),
+                                               end=round(end, 3), transcript=" ".join(said) or None,
+                                               segment=segment)))
     return out

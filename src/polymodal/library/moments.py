@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polymodal.errors import InputError
+from polymodal.library import relevance as rel
 
 FUSIONS = ("weighted", "rrf")
 MODALITIES = ("visual", "speech")
@@ -56,8 +57,6 @@ MERGE_GAP = 1.0
 MERGE_MIN_EVIDENCE = float(np.log1p(2.0))
 #: ... and at most this far below the evidence of the unit that found the moment (a factor e^0.5 in 1 + z)
 MERGE_MARGIN = 0.5
-#: lower bound of a modality's score spread, so a pool of near-identical cosines does not blow z-scores up
-MIN_SPREAD = 0.01
 
 
 @dataclass
@@ -75,7 +74,7 @@ class Unit:
 
     @property
     def evidence(self) -> float:
-        return float(np.log1p(max(self.z, 0.0)))
+        return rel.evidence(self.z)
 
     @property
     def support(self) -> float:
@@ -95,7 +94,7 @@ class Moment:
 
     @property
     def evidence(self) -> float:
-        return float(np.log1p(max(self.z, 0.0)))
+        return rel.evidence(self.z)
 
     @property
     def best_visual(self) -> Unit | None:
@@ -119,10 +118,12 @@ def normalise(units: Sequence[Unit], reference: Mapping[str, Sequence[float]] | 
     for u in units:
         by_mod[u.modality].append(u)
     for mod, group in by_mod.items():
-        ref = np.asarray(reference[mod] if reference and mod in reference else [u.score for u in group], np.float64)
-        mean, spread = float(ref.mean()), max(float(ref.std()), MIN_SPREAD)
+        ref = reference[mod] if reference and mod in reference else [u.score for u in group]
+        zs = rel.zscores([u.score for u in group], ref)
+        for u, z in zip(group, zs):
+            u.z = float(z)
         for rank, u in enumerate(sorted(group, key=lambda u: -u.score), 1):
-            u.z, u.rank = (u.score - mean) / spread, rank
+            u.rank = rank
 
 
 def _overlaps(a: Unit, b: Unit) -> bool:

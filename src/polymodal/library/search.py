@@ -7,8 +7,10 @@ Python on every path of an item, fetching more candidates until enough match or 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import InputError
+from polymodal.library import relevance as rel
 from polymodal.library.store import Store, sql_str
 from polymodal.library.types import Hit
 
@@ -101,8 +104,20 @@ def hits_from_arrow(data: Any, scores: list[float] | None = None) -> list[Hit]:
     return out
 
 
+def with_confidence(hits: list[Hit], background: Sequence[float] | None, floor: bool) -> list[Hit]:
+    """Hits with their ``confidence`` from the query's scores on the visual background (relevance.py), and
+    without those under the floor when ``floor``; unchanged when there is no background (a query by example)."""
+    if background is None:
+        return hits
+    zs = rel.zscores([h.score for h in hits], background)
+    scored = [dataclasses.replace(h, confidence=round(rel.confidence(rel.evidence(float(z))), 4))
+              for h, z in zip(hits, zs)]
+    return [h for h in scored if h.confidence is not None and h.confidence >= rel.FLOOR] if floor else scored
+
+
 def run_search(store: Store, vector: np.ndarray, k: int, filters: Filters, sort: str = "score",
-               exact: bool = False) -> list[Hit]:
+               exact: bool = False, background: Sequence[float] | None = None, floor: bool = False) -> list[Hit]:
+    """The ``k`` items nearest to ``vector`` that pass ``filters``; see ``with_confidence`` for the others."""
     if k < 1:
         raise InputError(f"-k must be at least 1, got {k}")
     check_filters(filters, sort)
@@ -123,7 +138,7 @@ def run_search(store: Store, vector: np.ndarray, k: int, filters: Filters, sort:
         limit = min(total, limit * 4)
     if filters.min_score is not None:
         hits = [h for h in hits if h.score >= filters.min_score]
-    hits = hits[:k]
+    hits = with_confidence(hits[:k], background, floor)  # the cut before the date sort: it orders what matches
     if sort == "date":
         hits.sort(key=lambda h: h.date or datetime.min.replace(tzinfo=UTC), reverse=True)
     return hits

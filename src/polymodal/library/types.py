@@ -38,6 +38,9 @@ class Hit:
     end: float | None = None
     transcript: str | None = None  # the speech heard in [start, end], when there is any
     segment: str | None = None  # id of the visual segment whose thumbnail shows the moment (Library.segment_thumbnail)
+    # How sure: the calibrated probability (0-1) that this is a right answer for a text query (relevance.py);
+    # None for a query by example, which no labelled set calibrates.
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

@@ -88,7 +88,8 @@ class ServerClient:
                negative_images: Sequence[Any] = (), k: int = 10, offset: int = 0, after: str | None = None,
                before: str | None = None, path: str | None = None, kind: str | None = None,
                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
-               exact: bool = False, fusion: str = "weighted", modality: str | None = None) -> list[Hit]:
+               exact: bool = False, fusion: str = "weighted", modality: str | None = None,
+               floor: bool = True) -> list[Hit]:
         """As ``Library.search``; images (local paths or bytes) are uploaded, texts stay texts (``"2:sunset"``
         weighs a text term, on the server)."""
         texts = [text] if isinstance(text, str) else list(text or [])
@@ -98,6 +99,8 @@ class ServerClient:
                  ("type", kind), ("min_score", min_score), ("sort", sort)] + [("tag", t) for t in tags]
         if exact:
             form.append(("exact", "true"))
+        if not floor:
+            form.append(("all", "true"))
         if fusion != "weighted" or modality is not None:
             form += [("fusion", fusion), ("modality", modality)]
         if not images and not negative_images:

@@ -70,10 +70,14 @@ _OFFSET = Query(0, description="hits to skip (pagination)")
 
 
 def _filters(after: str | None, before: str | None, path: str | None, kind: str | None, tag: list[str],
-             min_score: float | None, sort: str, fusion: str = "weighted", modality: str | None = None
-             ) -> SearchFilters:
+             min_score: float | None, sort: str, fusion: str = "weighted", modality: str | None = None,
+             all_hits: bool = False) -> SearchFilters:
     return SearchFilters(after=after, before=before, path=path, kind=kind, tags=tuple(tag), min_score=min_score,
-                         sort=sort, fusion=fusion, modality=modality)
+                         sort=sort, fusion=fusion, modality=modality, all_hits=all_hits)
+
+
+_ALL = "also the hits under the relevance floor: the k nearest whatever they score (a text query's hits " \
+    "carry a calibrated confidence; by default only those above the floor come back)"
 
 
 @router.get("/api/search", tags=["search"], summary="Search by text: weighted terms ('2:sunset'), --not terms, filters")
@@ -89,9 +93,10 @@ def search_get(
     fusion: str = Query("weighted", description="video moments: weighted (default) or rrf fusion of visual "
                         "and speech evidence"),
     modality: str | None = Query(None, description="visual or speech evidence only"),
+    all_hits: bool = Query(False, alias="all", description=_ALL),
 ) -> dict[str, Any]:
     page = _service(request).search(q, [], negative, [], _filters(after, before, path, type, tag, min_score, sort,
-                                                                  fusion, modality), k, offset, exact)
+                                                                  fusion, modality, all_hits), k, offset, exact)
     return page.to_dict()
 
 
@@ -109,13 +114,15 @@ async def search_post(
     min_score: Annotated[float | None, Form()] = None, sort: Annotated[str, Form()] = "score",
     exact: Annotated[bool, Form()] = False,
     fusion: Annotated[str, Form()] = "weighted", modality: Annotated[str | None, Form()] = None,
+    all_hits: Annotated[bool, Form(alias="all", description=_ALL)] = False,
 ) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
     service = _service(request)
     pos, neg = await _images(service, image), await _images(service, not_image)
     page = await run_in_threadpool(service.search, q, pos, negative, neg,
-                                   _filters(after, before, path, type, tag, min_score, sort, fusion, modality),
+                                   _filters(after, before, path, type, tag, min_score, sort, fusion, modality,
+                                            all_hits),
                                    k, offset, exact)
     return page.to_dict()
 

@@ -44,6 +44,7 @@ class SearchFilters:
     sort: str = "score"
     fusion: str = "weighted"  # how a video's visual and speech evidence combine: weighted or rrf
     modality: str | None = None  # visual or speech only
+    all_hits: bool = False  # also hits under the relevance floor (searches only: library/relevance.py)
 
 
 @dataclass
@@ -144,6 +145,8 @@ class Service:
                "tags": tuple(filters.tags), "min_score": filters.min_score, "sort": filters.sort}
         if moments and (filters.fusion != "weighted" or filters.modality is not None):
             out.update(fusion=filters.fusion, modality=filters.modality)  # only searches take these
+        if moments:
+            out["floor"] = not filters.all_hits
         return out
 
     def similar(self, item_id: str, filters: SearchFilters, k: int = 10, offset: int = 0) -> Page:

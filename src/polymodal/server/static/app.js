@@ -47,6 +47,7 @@ function filterParams() {
   add("not", "#f-not"); add("after", "#f-after"); add("before", "#f-before"); add("path", "#f-path");
   add("tag", "#f-tag"); add("sort", "#f-sort");
   p.set("k", String(Math.min(200, Math.max(1, parseInt($("#f-k").value, 10) || 24))));
+  if ($("#f-all").checked) p.set("all", "true");  // past the relevance floor (searches only)
   return p;
 }
 
@@ -87,6 +88,9 @@ function card(hit) {
       el("img", { src: moment ? moment.thumb : `/api/items/${hit.id}/thumbnail`, alt: name, loading: "lazy" })),
     el("div", { class: "meta" },
       el("span", { class: "score", text: `score ${hit.score.toFixed(3)}` }),
+      ...(hit.confidence === null || hit.confidence === undefined ? []
+        : [el("span", { class: "confidence", text: `${Math.round(hit.confidence * 100)}% sure`,
+          title: "calibrated on labelled queries: how often a hit standing out this much was a right answer" })]),
       el("span", { class: "path", text: hit.path }),
       ...(moment ? [el("span", { class: "range", text: moment.range })] : []),
       ...(moment && hit.transcript ? [el("q", { class: "transcript", text: hit.transcript })] : []),
@@ -123,8 +127,10 @@ async function runSearch(query, append = false) {
     for (const hit of body.hits) grid.append(card(hit));
     state.offset = body.offset + body.hits.length;
     $("#more").hidden = body.next_offset === null;
+    const floored = query.kind === "text" && !$("#f-all").checked;
     say("#search-status", grid.children.length ? `${grid.children.length} results for ${query.label}`
-      : `no results for ${query.label}`);
+      : floored ? `nothing stands out for ${query.label}; "Show weak matches too" shows the nearest`
+        : `no results for ${query.label}`);
   } catch (err) {
     say("#search-status", err.message, true);
   }
@@ -225,6 +231,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (text) runSearch({ kind: "text", text, label: `“${text}”` });
   });
   $("#image-input").addEventListener("change", (e) => searchImage(e.target.files[0]));
+  // the switch answers at once: the same query again, with or without the weak matches
+  $("#f-all").addEventListener("change", () => state.query && runSearch(state.query));
   $("#more").addEventListener("click", () => state.query && runSearch(state.query, true));
   const zone = $("#drop-zone");
   // the whole page takes drops, so a photo dragged anywhere becomes the query
