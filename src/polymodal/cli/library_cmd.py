@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
@@ -78,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "again for transcribing; a file over it is recorded as a failure (default 600 s decoding)")
     p.add_argument("--max-segment", type=float, default=10.0, metavar="SECONDS",
                    help="longest visual segment of a video (default 10)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="use at most N threads in each pool (inference, decoding); default: all cores")
+    p.add_argument("--nice", action="store_true",
+                   help="run at low priority (nice 10, idle disk I/O) so the machine stays responsive")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_library_option(p)
     _model_option(p, what="model for a new library (default: $POLYMODAL_MODEL, the config file, else the default); "
@@ -238,6 +243,13 @@ def _ann_progress(phase: str, seconds: float) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     from polymodal.library.media_ingest import MediaOptions
+    from polymodal.machine import lower_priority, set_thread_limit
+
+    if args.threads is not None:
+        set_thread_limit(args.threads)
+    if args.nice:
+        done = lower_priority()
+        logging.getLogger("polymodal").info("low priority: %s", ", ".join(done) or "refused by the system")
 
     lib = _open(args, create=True, model=args.model)
     lib.ann_progress = _ann_progress

@@ -172,6 +172,9 @@ def load_model(
         cached = load_cached(parsed, backend, precision, batch_size, options)
         if cached is not None:
             return cached
+    from polymodal.machine import torch_threads
+
+    torch_threads()  # the backend builds torch networks: their pool honours --threads too
     encoder = backend.load(parsed, device=device, batch_size=batch_size, **options)
     if runtime == "onnx":
         use_onnx(encoder, precision)

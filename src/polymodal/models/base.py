@@ -183,8 +183,10 @@ class Encoder(ABC):
         self._runners: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
         #: what each network runs on, e.g. {"image": "onnx-int8", "text": "torch"}
         self.runtimes: dict[str, str] = {}
-        #: decoding threads that overlap with inference (0: decode on the calling thread)
-        self.decode_workers = min(4, os.cpu_count() or 1)
+        from polymodal.machine import thread_limit
+
+        #: decoding threads that overlap with inference (0: decode on the calling thread); --threads caps them
+        self.decode_workers = min(4, os.cpu_count() or 1, thread_limit() or 4)
 
     # --- what a backend implements -------------------------------------------------------------------------
     @property

@@ -65,7 +65,11 @@ class OnnxRunner:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        from polymodal.machine import thread_limit
+
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        cap = thread_limit()  # index --threads N
+        threads = min(threads, cap) if threads and cap else threads or cap
         if threads:
             opts.intra_op_num_threads = threads
         source = model if isinstance(model, bytes) else str(model)
