@@ -87,7 +87,8 @@ def test_a_query_by_example_carries_no_confidence_and_no_floor(library):
     assert len(mixed) == 5 and all(h.confidence is None for h in mixed)
 
 
-def test_the_cli_says_when_nothing_stands_out_and_shows_confidence(library, capsys):
+def test_the_cli_says_when_nothing_stands_out_and_shows_confidence(library, lite_encoder, capsys, monkeypatch):
+    monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(lite_encoder.folder.parents[2]))  # its export, not a new one
     assert main(["search", "a red car", "--library", str(library.path)]) == 0
     out = capsys.readouterr().out
     assert "relevance floor" in out and "--all" in out

@@ -188,3 +188,26 @@ def test_page_and_static_files_are_served(client):
 def test_upload_bytes_are_not_decoded_when_not_an_image(client):
     r = client.post("/api/search", files={"image": ("x.png", io.BytesIO(b"not an image at all"), "image/png")})
     assert r.status_code == 400 and "not a readable image" in r.json()["error"]["message"]
+
+
+def test_region_search_with_an_upload_or_a_library_item(client, photos):
+    from polymodal.explain.pointing import compose_scene
+
+    served = {"cat", "coffee", "rocket", "motorbike", "flower", "horse"}
+    scene = compose_scene(2001, photos={n: p for n, p in photos.items() if n in served})
+    buf = io.BytesIO()
+    scene.image.save(buf, format="PNG")
+    for obj in scene.objects:
+        box = ",".join(str(v) for v in obj.box)
+        hits = client.post("/api/search", files={"image": ("scene.png", buf.getvalue(), "image/png")},
+                           data={"box": box, "k": "1"}).json()["hits"]
+        assert Path(hits[0]["path"]).stem == obj.name
+    # a library item as the picture, by id: a box around the top-left quarter of the coffee photo
+    coffee = ids_by_name(client)["coffee"]
+    by_item = client.post("/api/search", data={"item": coffee, "box": "0,0,300,200", "k": "2"}).json()["hits"]
+    assert by_item[0]["id"] == coffee and by_item[0]["confidence"] is None
+    bad = client.post("/api/search", data={"item": coffee, "box": "0,0,5000,200"})
+    assert bad.status_code == 400 and "reaches outside" in bad.json()["error"]["message"]
+    two = client.post("/api/search", files=[("image", ("a.png", buf.getvalue(), "image/png")),
+                                            ("image", ("b.png", buf.getvalue(), "image/png"))], data={"box": "0,0,9,9"})
+    assert two.status_code == 400 and "one picture" in two.json()["error"]["message"]

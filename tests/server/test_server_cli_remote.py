@@ -41,8 +41,9 @@ def test_image_terms_are_uploaded_and_similar_and_status_agree(live, served_libr
     lib, folder = served_library
     rocket = str(next(folder.glob("rocket.*")))
     local_args, remote_args = ["--library", str(lib.root)], ["--server", live.url]
-    # an image path as a query term, and --image
-    for query in ([rocket], ["--image", str(photos["horse"]), "an animal"]):
+    # an image path as a query term, --image, and a region of an image (--box)
+    for query in ([rocket], ["--image", str(photos["horse"]), "an animal"],
+                  ["--image", rocket, "--box", "0,0,200,200"]):
         outs = [json.loads(_run(capsys, ["search", *query, "--json", *where])[1]) for where in (local_args,
                                                                                                remote_args)]
         _same_hits(outs[1], outs[0])

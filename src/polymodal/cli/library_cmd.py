@@ -102,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "normalised scores (default) or reciprocal rank fusion")
     p.add_argument("--modality", choices=["visual", "speech"],
                    help="only what is shown (photos, video frames) or only what is said (transcripts)")
+    p.add_argument("--box", metavar="X0,Y0,X1,Y1",
+                   help="search with this region of the one --image (pixels of the picture as displayed)")
     p.add_argument("--all", dest="all_hits", action="store_true",
                    help="show the k nearest whatever they score; by default a text search shows only hits that "
                    "stand out from unrelated pictures (the relevance floor, README), possibly none")
@@ -292,7 +294,8 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     lib = _open(args, model=args.model)
     hits = lib.search(text=args.query, image=args.image or None, negative=args.negative, exact=args.exact,
-                      fusion=args.fusion, modality=args.modality, floor=not args.all_hits, **hit_filters(args))
+                      fusion=args.fusion, modality=args.modality, floor=not args.all_hits, box=args.box,
+                      **hit_filters(args))
     _print_hits(hits, args, _local_thumbnail(lib))
     return 0
 

@@ -61,6 +61,7 @@ def search(client: Any, args: argparse.Namespace) -> list[Hit]:
     return list(client.search(texts, images or None, negative=negative, negative_images=negative_images,
                               exact=args.exact, fusion=getattr(args, "fusion", "weighted"),
                               modality=getattr(args, "modality", None), floor=not args.all_hits,
+                              box=getattr(args, "box", None),
                               **hit_filters(args)))
 
 

@@ -334,13 +334,17 @@ class Library:
                before: str | datetime | None = None, path: str | None = None, kind: str | None = None,
                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
                exact: bool = False, fusion: str = "weighted", modality: str | None = None,
-               terms: Sequence[Term] | None = None, floor: bool = True) -> list[Hit]:
+               terms: Sequence[Term] | None = None, floor: bool = True,
+               box: Sequence[float] | str | None = None) -> list[Hit]:
         """Items ranked by similarity to the combined query (see ``query``: ``"2:sunset"``, image paths, negatives).
 
         A text query's hits carry a ``confidence``, and with ``floor`` (the default) only those that stand out
         from unrelated pictures enough to be shown come back (``relevance``): possibly none. ``floor=False``
         returns the ``k`` nearest whatever they are. A query with an image term has no calibrated scale: its
         hits carry no confidence and the floor does not apply.
+
+        ``box`` (``x0, y0, x1, y1`` in pixels of the picture as displayed): search with that region of the one
+        ``image`` given, e.g. a thing in a photo to find more of it.
 
         ``text`` may be one term or several; ``image`` a path, bytes, PIL image, or a list of them. Once the
         library holds video or audio, videos and audio come back as timed moments (``start``, ``end``,
@@ -349,6 +353,14 @@ class Library:
         """
         texts = [text] if isinstance(text, str) else list(text or [])
         images = [] if image is None else (list(image) if isinstance(image, (list, tuple)) else [image])
+        if box is not None:
+            from polymodal.media.regions import crop, parse_box
+
+            region = parse_box(box)
+            if len(images) != 1:
+                raise InputError(f"a box searches with a region of one picture (--image FILE); {len(images)} "
+                                 "images were given")
+            images = [crop(images[0], region)]
         if terms is None:
             terms = build_terms(texts, negative, images)  # a text naming an existing file is that image
         elif texts or images or negative or not any(t.weight > 0 for t in terms):

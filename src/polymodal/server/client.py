@@ -89,7 +89,7 @@ class ServerClient:
                before: str | None = None, path: str | None = None, kind: str | None = None,
                tags: Sequence[str] = (), min_score: float | None = None, sort: str = "score",
                exact: bool = False, fusion: str = "weighted", modality: str | None = None,
-               floor: bool = True) -> list[Hit]:
+               floor: bool = True, box: str | Sequence[float] | None = None, item: str | None = None) -> list[Hit]:
         """As ``Library.search``; images (local paths or bytes) are uploaded, texts stay texts (``"2:sunset"``
         weighs a text term, on the server)."""
         texts = [text] if isinstance(text, str) else list(text or [])
@@ -101,9 +101,13 @@ class ServerClient:
             form.append(("exact", "true"))
         if not floor:
             form.append(("all", "true"))
+        if box is not None:  # a region of the one uploaded image, or of the library item ``item``
+            form.append(("box", box if isinstance(box, str) else ",".join(str(v) for v in box)))
+        if item is not None:
+            form.append(("item", item))
         if fusion != "weighted" or modality is not None:
             form += [("fusion", fusion), ("modality", modality)]
-        if not images and not negative_images:
+        if not images and not negative_images and box is None:
             data = self._request("GET", "/api/search", params=form)
         else:
             uploads = [("image", _read(i)) for i in images] + [("not_image", _read(i)) for i in negative_images]

@@ -115,6 +115,9 @@ async def search_post(
     exact: Annotated[bool, Form()] = False,
     fusion: Annotated[str, Form()] = "weighted", modality: Annotated[str | None, Form()] = None,
     all_hits: Annotated[bool, Form(alias="all", description=_ALL)] = False,
+    box: Annotated[str | None, Form(description="x0,y0,x1,y1: search with this region of the one query "
+                                    "picture, in its pixels as displayed")] = None,
+    item: Annotated[str | None, Form(description="a library item id as the query picture")] = None,
 ) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
@@ -123,7 +126,7 @@ async def search_post(
     page = await run_in_threadpool(service.search, q, pos, negative, neg,
                                    _filters(after, before, path, type, tag, min_score, sort, fusion, modality,
                                             all_hits),
-                                   k, offset, exact)
+                                   k, offset, exact, box, item)
     return page.to_dict()
 
 

@@ -124,10 +124,24 @@ class Service:
     # -- searching --------------------------------------------------------------------------------------------
 
     def search(self, texts: list[str], images: list[bytes], negative_texts: list[str], negative_images: list[bytes],
-               filters: SearchFilters, k: int = 10, offset: int = 0, exact: bool = False) -> Page:
+               filters: SearchFilters, k: int = 10, offset: int = 0, exact: bool = False,
+               box: str | None = None, item: str | None = None) -> Page:
+        """``item``: a library item (by id) as a query image; ``box``: search with that region of the one
+        query image (uploaded, or the item)."""
         from polymodal.library.query import Term
 
         _check_page(k, offset)
+        pictures: list[Any] = list(images)
+        if item is not None:
+            pictures.append(self.original(item)[0])  # by id only: the server never reads a path it is sent
+        if box is not None:
+            from polymodal.media.regions import crop, parse_box
+
+            if len(pictures) != 1:
+                raise InputError(f"a box searches with a region of one picture (an upload or item=ID); "
+                                 f"{len(pictures)} were given")
+            pictures = [crop(pictures[0], parse_box(box))]
+        images = pictures
         if len(texts) + len(images) + len(negative_texts) + len(negative_images) > MAX_TERMS:
             raise InputError(f"a search takes at most {MAX_TERMS} terms")
         terms = [text_term(t) for t in texts] + [Term(1.0, image=b) for b in images]
