@@ -211,3 +211,23 @@ def test_region_search_with_an_upload_or_a_library_item(client, photos):
     two = client.post("/api/search", files=[("image", ("a.png", buf.getvalue(), "image/png")),
                                             ("image", ("b.png", buf.getvalue(), "image/png"))], data={"box": "0,0,9,9"})
     assert two.status_code == 400 and "one picture" in two.json()["error"]["message"]
+
+
+def test_a_spoken_query_over_http(client, tmp_path):
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent.parent))  # media_factory
+    from media_factory import espeak, make_audio
+
+    pad = np.zeros(8000, np.float32)
+    audio = make_audio(tmp_path / "q.wav", np.concatenate([pad, espeak("a cup of coffee", rate=120), pad]))
+    r = client.post("/api/search/voice", files={"audio": ("q.wav", audio.read_bytes(), "audio/wav")},
+                    data={"k": "3"})
+    body = r.json()
+    assert r.status_code == 200 and "coffee" in body["transcript"], body
+    assert Path(body["hits"][0]["path"]).stem == "coffee"
+    silent = make_audio(tmp_path / "s.wav", np.zeros(32000, np.float32))
+    r = client.post("/api/search/voice", files={"audio": ("s.wav", silent.read_bytes(), "audio/wav")})
+    assert r.status_code == 400 and "no words were heard" in r.json()["error"]["message"]
+    r = client.post("/api/search/voice", files={"audio": ("x.wav", b"not audio at all", "audio/wav")})
+    assert r.status_code == 400 and "Traceback" not in r.text

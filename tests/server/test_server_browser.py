@@ -118,3 +118,38 @@ def test_classify_view(page, photos):
 def test_index_view_lists_jobs_and_roots(page):
     page.get_by_role("button", name="Index").click()
     expect(page.locator("#job-roots")).to_contain_text("may index")
+
+
+def test_asking_by_voice_with_the_microphone(browser, live, tmp_path):
+    """The microphone button records with MediaRecorder and the server transcribes: Chromium's fake microphone
+    plays a WAV of "a cup of coffee" (espeak-ng), looped, in place of a person."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent.parent))  # media_factory
+    from media_factory import espeak, make_audio
+
+    pad = np.zeros(16000, np.float32)
+    wav = make_audio(tmp_path / "said.wav", np.concatenate([pad, espeak("a cup of coffee", rate=120), pad]))
+    mic = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+           f"--use-file-for-fake-audio-capture={wav}"]
+    # a browser of its own (its microphone is the file), from the module's running Playwright
+    b = browser.browser_type.launch(executable_path=CHROMIUM, args=mic, headless=True)
+    try:
+        context = b.new_context(permissions=["microphone"])
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(live.url + "/")
+        expect(pg.locator("#version")).to_contain_text("polymodal ")
+        pg.locator("#mic").click()
+        expect(pg.locator("#mic")).to_have_text("Stop")
+        pg.wait_for_timeout(3500)  # the phrase, with its pauses, plays about once and a half
+        pg.locator("#mic").click()
+        expect(pg.locator("#search-status")).to_contain_text("(heard)", timeout=60_000)
+        assert "coffee" in pg.locator("#q").input_value()
+        assert pg.locator("#grid li.card .path").first.inner_text().endswith("coffee.png")
+        assert not errors, errors
+    finally:
+        b.close()

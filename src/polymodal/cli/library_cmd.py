@@ -102,6 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "normalised scores (default) or reciprocal rank fusion")
     p.add_argument("--modality", choices=["visual", "speech"],
                    help="only what is shown (photos, video frames) or only what is said (transcripts)")
+    p.add_argument("--voice", metavar="FILE|-", help="a spoken query: a recording (WAV, MP3, M4A, ...; - reads "
+                   "standard input) transcribed by the offline Whisper, searched as text with any other terms")
+    p.add_argument("--speech-model", dest="voice_model", metavar="SPEC",
+                   help="Whisper model for --voice (default tiny.en, bundled: English)")
     p.add_argument("--box", metavar="X0,Y0,X1,Y1",
                    help="search with this region of the one --image (pixels of the picture as displayed)")
     p.add_argument("--all", dest="all_hits", action="store_true",
@@ -284,8 +288,23 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    if not args.query and not args.image:
-        raise InputError("nothing to search for: give a text, an image path, or --image PATH")
+    if not args.query and not args.image and not args.voice:
+        raise InputError("nothing to search for: give a text, an image path, --image PATH or --voice FILE")
+    if args.voice:
+        import sys
+
+        from polymodal.speech.query import spoken_query
+
+        if args.voice == "-":
+            heard = spoken_query(sys.stdin.buffer.read(), model=args.voice_model, source="standard input")
+        elif not os.path.isfile(args.voice):
+            raise InputError(f"--voice {args.voice}: no such file")
+        else:
+            heard = spoken_query(args.voice, model=args.voice_model)
+        print(f"polymodal: heard \"{heard}\"", file=sys.stderr)  # what the hits answer, beside them
+        from polymodal.library.query import literal
+
+        args.query = [literal(heard), *args.query]
     remote = server_client(args)
     if remote is not None:
         from polymodal.cli import remote as via

@@ -56,6 +56,11 @@ def parse_term(value: Any, *, negative: bool = False, image: bool = False) -> Te
     return Term(sign * weight, text=body)
 
 
+def literal(text: str) -> str:
+    """``text`` as a term that means itself: a transcript such as "2:30 pm" is not weight 2 of "30 pm"."""
+    return f"1:{text}" if _WEIGHT.match(text) else text
+
+
 def build_terms(positive: Sequence[Any] = (), negative: Sequence[Any] = (), images: Sequence[Any] = ()) -> list[Term]:
     terms = [parse_term(t) for t in positive]
     terms += [parse_term(t, image=True) for t in images]

@@ -130,6 +130,34 @@ async def search_post(
     return page.to_dict()
 
 
+@router.post("/api/search/voice", tags=["search"], summary="Search by a spoken query: a recording transcribed by "
+             "the server's offline Whisper, then searched as text")
+async def search_voice(
+    request: Request,
+    audio: Annotated[UploadFile, File(description="the recording: WAV, MP3, M4A, WebM/Opus (a browser's "
+                                      "MediaRecorder), at most 60 s")],
+    k: Annotated[int, Form()] = 10, offset: Annotated[int, Form()] = 0,
+    after: Annotated[str | None, Form()] = None, before: Annotated[str | None, Form()] = None,
+    path: Annotated[str | None, Form()] = None, type: Annotated[str | None, Form()] = None,
+    tag: Annotated[list[str], Form()] = [],  # noqa: B006
+    min_score: Annotated[float | None, Form()] = None, sort: Annotated[str, Form()] = "score",
+    all_hits: Annotated[bool, Form(alias="all", description=_ALL)] = False,
+) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    from polymodal.speech.query import spoken_query
+
+    service = _service(request)
+    data = await read_upload(audio, service.config.max_upload_bytes, f"{(audio.filename or 'unnamed')[:80]!r}")
+    heard = await run_in_threadpool(spoken_query, data, source=f"{(audio.filename or 'the upload')[:80]!r}")
+    from polymodal.library.query import literal
+
+    page = await run_in_threadpool(service.search, [literal(heard)], [], [], [],
+                                   _filters(after, before, path, type, tag, min_score, sort, all_hits=all_hits),
+                                   k, offset)
+    return {**page.to_dict(), "transcript": heard}
+
+
 @router.get("/api/similar/{item_id}", tags=["search"], summary="More like this: items similar to a library item")
 def similar(
     request: Request, item_id: str, k: int = _K, offset: int = _OFFSET,

@@ -136,6 +136,56 @@ async function runSearch(query, append = false) {
   }
 }
 
+// -- voice: record with the microphone (MediaRecorder), the server transcribes and searches --------------------
+
+const voice = { recorder: null, chunks: [] };
+
+async function toggleVoice() {
+  const button = $("#mic");
+  if (voice.recorder) {  // second click: stop; the recorder's stop event sends what was said
+    voice.recorder.stop();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    say("#search-status", `the microphone is not available: ${err.message}`, true);
+    return;
+  }
+  voice.chunks = [];
+  voice.recorder = new MediaRecorder(stream);
+  voice.recorder.addEventListener("dataavailable", (e) => { if (e.data.size) voice.chunks.push(e.data); });
+  voice.recorder.addEventListener("stop", async () => {
+    for (const track of stream.getTracks()) track.stop();
+    voice.recorder = null;
+    button.textContent = "Speak";
+    button.setAttribute("aria-pressed", "false");
+    const blob = new Blob(voice.chunks, { type: voice.chunks[0]?.type || "audio/webm" });
+    const form = new FormData();
+    form.append("audio", blob, "query.webm");
+    for (const [k, v] of filterParams()) form.append(k, v);
+    say("#search-status", "listening to what you said…");
+    try {
+      const body = await api("/api/search/voice", { method: "POST", body: form });
+      $("#q").value = body.transcript;
+      state.query = { kind: "text", text: body.transcript, label: `“${body.transcript}” (heard)` };
+      const grid = $("#grid");
+      grid.replaceChildren(...body.hits.map(card));
+      state.offset = body.offset + body.hits.length;
+      $("#more").hidden = body.next_offset === null;
+      say("#search-status", body.hits.length ? `${body.hits.length} results for ${state.query.label}`
+        : `nothing stands out for ${state.query.label}`);
+    } catch (err) {
+      say("#search-status", err.message, true);
+    }
+  });
+  voice.recorder.start();
+  button.textContent = "Stop";
+  button.setAttribute("aria-pressed", "true");
+  say("#search-status", "recording: speak, then click Stop");
+}
+
 function similar(hit) {
   runSearch({ kind: "similar", id: hit.id, label: `items like ${hit.path.split("/").pop()}` });
 }
@@ -231,6 +281,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (text) runSearch({ kind: "text", text, label: `“${text}”` });
   });
   $("#image-input").addEventListener("change", (e) => searchImage(e.target.files[0]));
+  $("#mic").addEventListener("click", toggleVoice);
   // the switch answers at once: the same query again, with or without the weak matches
   $("#f-all").addEventListener("change", () => state.query && runSearch(state.query));
   $("#more").addEventListener("click", () => state.query && runSearch(state.query, true));
