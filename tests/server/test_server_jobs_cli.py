@@ -120,3 +120,43 @@ def test_polymodal_serve_serves_the_library(served_library, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_polymodal_serve_watch_keeps_the_library_in_step(tmp_path, photos, lite):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    shutil.copy(photos["coffee"], folder / "coffee.png")
+    port = _free_port()
+    env = {**os.environ, "POLYMODAL_CONFIG": str(tmp_path / "none.toml"),
+           "POLYMODAL_CACHE_DIR": str(lite.folder.parents[2])}  # the session's export: no second one
+    proc = subprocess.Popen([sys.executable, "-m", "polymodal", "serve", "--library", str(tmp_path / "lib"),
+                             "--port", str(port), "--model", "lite", "--watch", str(folder)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def found(name: str) -> bool:
+        try:
+            hits = httpx.get(f"{url}/api/search", params={"all": "true", "q": "a photo", "k": 50}, timeout=30)
+        except httpx.TransportError:
+            return False
+        return hits.status_code == 200 and any(Path(h["path"]).name == name for h in hits.json()["hits"])
+
+    try:
+        end = time.monotonic() + 90
+        while not found("coffee.png"):  # the watcher's first pass, read by the server
+            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.3)
+        shutil.copy(photos["cat"], folder / "cat.png")
+        end = time.monotonic() + 30
+        while not found("cat.png"):
+            assert time.monotonic() < end, "the watched folder's new photo never reached the server"
+            time.sleep(0.2)
+        running = subprocess.run(["pgrep", "-f", f"index {folder} --watch"], capture_output=True, text=True)
+        assert running.stdout.strip()  # positive control for the check below: the watcher is found while it runs
+    finally:
+        proc.send_signal(__import__("signal").SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "watching" in out
+    left = subprocess.run(["pgrep", "-f", f"index {folder} --watch"], capture_output=True, text=True)
+    assert not left.stdout.strip(), "the watcher outlived the server"

@@ -79,6 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "again for transcribing; a file over it is recorded as a failure (default 600 s decoding)")
     p.add_argument("--max-segment", type=float, default=10.0, metavar="SECONDS",
                    help="longest visual segment of a video (default 10)")
+    p.add_argument("--watch", action="store_true",
+                   help="after indexing, keep following the folders: new, changed, moved and deleted files are "
+                   "indexed within seconds, until Ctrl-C (docs/library.md, Live folders)")
+    p.add_argument("--poll", action="store_true",
+                   help="with --watch: poll the folders instead of file events (network shares, some mounts)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="use at most N threads in each pool (inference, decoding); default: all cores")
     p.add_argument("--nice", action="store_true",
@@ -263,6 +268,8 @@ def run_index(args: argparse.Namespace) -> int:
         raise InputError(f"--max-segment must be positive, got {args.max_segment}")
     lib.media_options = MediaOptions(speech=args.speech, speech_model=args.speech_model, language=args.language,
                                      time_limit=args.time_limit, max_segment=args.max_segment)
+    if args.watch:
+        return _watch(lib, args)
     report = lib.add(args.paths, prune=args.prune, progress=progress_bar("indexing", "file"), ray=args.ray)
     # Every file found failed: nothing usable was given, which is bad input (4) however it is printed
     all_failed = report.failed > 0 and not any(
@@ -285,6 +292,35 @@ def run_index(args: argparse.Namespace) -> int:
 
         print(f"polymodal: error: nothing was indexed: all {report.failed} files failed", file=sys.stderr)
     return status
+
+
+_COUNTS = ("added", "updated", "moved", "duplicates", "removed", "skipped", "failed")
+
+
+def _watch(lib: Any, args: argparse.Namespace) -> int:
+    """``index --watch``: one line per pass, as it happens, until Ctrl-C."""
+    import sys
+    from datetime import datetime
+
+    from polymodal.library.watch import WatchBatch, watch
+
+    def line(batch: WatchBatch) -> None:
+        r = batch.report
+        if batch.changes and not any(getattr(r, n) for n in _COUNTS if n != "skipped"):
+            return  # events that changed nothing indexable (a temporary file, a folder's mtime)
+        counts = ", ".join(f"{n} {getattr(r, n)}" for n in _COUNTS if getattr(r, n) or n in ("added", "failed"))
+        if args.json:
+            print_json({**r.to_dict(), "seconds": round(batch.seconds, 3), "changes": batch.changes})
+        else:
+            print(f"{datetime.now():%H:%M:%S} {counts} ({batch.seconds:.1f} s)", flush=True)
+            for f in r.failures[:10]:
+                print(f"  failed: {f.path}: {f.reason}", flush=True)
+        sys.stdout.flush()
+
+    if not args.json:
+        print(f"{lib.path}: watching {', '.join(args.paths)} (Ctrl-C stops)", flush=True)
+    watch(lib, args.paths, on_batch=line, force_polling=True if args.poll else None)
+    return 0
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from polymodal.cli.common import add_runtime_options
+from polymodal.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--model", metavar="SPEC", help="model of a new library (an existing one keeps its own)")
     add_runtime_options(p)
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25)")
+    p.add_argument("--watch", action="append", default=[], metavar="DIR",
+                   help="keep the library in step with this folder while serving, as `index DIR --watch` "
+                   "(repeatable; the folder may also be indexed by jobs)")
     p.set_defaults(func=run_serve)
 
 
@@ -42,12 +49,42 @@ def run_serve(args: argparse.Namespace) -> int:
         library=Path(args.library).expanduser() if args.library else None, host=args.host, port=args.port,
         token=args.token or os.environ.get("POLYMODAL_SERVER_TOKEN") or None,
         allowed_hosts=tuple(args.allow_host), cors_origins=tuple(args.cors),
-        index_roots=tuple(Path(r).expanduser() for r in args.root),
+        index_roots=tuple(Path(r).expanduser() for r in [*args.root, *args.watch]),
         generator=args.generator or load_settings().generator, model=args.model, runtime=args.runtime,
         precision=args.precision,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
     ).check()
     print(f"polymodal: serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "
           "(Ctrl-C stops)")
-    run(config)
+    watcher = _start_watcher(args, config.library) if args.watch else None
+    try:
+        run(config)
+    finally:
+        if watcher is not None:
+            _stop(watcher)
     return 0
+
+
+def _start_watcher(args: argparse.Namespace, library: Path | None) -> subprocess.Popen[bytes]:
+    """``index DIR... --watch`` beside the server, in a process of its own: its passes hold the writer lock
+    between the server's jobs, and the server reads each commit as it lands (reader.py)."""
+    for folder in args.watch:
+        if not Path(folder).expanduser().is_dir():
+            raise InputError(f"--watch {folder}: not a folder")
+    cmd = [sys.executable, "-m", "polymodal", "index", *[str(Path(f).expanduser()) for f in args.watch], "--watch"]
+    if library is not None:
+        cmd += ["--library", str(library)]
+    for flag, value in (("--model", args.model), ("--runtime", args.runtime), ("--precision", args.precision)):
+        if value:
+            cmd += [flag, value]
+    return subprocess.Popen(cmd)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # as Ctrl-C: a pass in flight records itself interrupted
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -27,7 +27,7 @@ from polymodal.library.remote import is_remote
 from polymodal.library.scan import check_roots, display_path, image_extensions, walk
 from polymodal.library.schema import META_FILE, LibraryMeta, check_options, new_meta, read_meta, write_meta
 from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_search
-from polymodal.library.store import ANN_THRESHOLD, Store, sql_str, write_lock
+from polymodal.library.store import ANN_THRESHOLD, EDIT_WAIT, Store, sql_str, write_lock
 from polymodal.library.types import DuplicateGroup, Failure, Hit, IndexReport, JobInfo, Status
 from polymodal.models.base import Encoder
 
@@ -289,7 +289,7 @@ class Library:
 
         if isinstance(targets, (str, os.PathLike)):
             targets = [targets]
-        with write_lock(self.root):
+        with write_lock(self.root, wait=EDIT_WAIT):
             scancache.invalidate(self.root)
             removed = remove_targets(self.store, [os.fspath(t) for t in targets], _path_key)
             self._maintain(removed > 0)
@@ -309,7 +309,7 @@ class Library:
             raise InputError(f"tagging needs at least two labels to choose between, got {got}; "
                              "e.g. --labels cat,dog or --labels FILE")
         labels = clean_labels(labels)
-        with write_lock(self.root):
+        with write_lock(self.root, wait=EDIT_WAIT):
             ids, vecs = self.store.vectors()
             if not ids:
                 return 0

@@ -43,12 +43,15 @@ class LanceReader:
         self._session: Any = None
 
     def table_names(self) -> set[str]:
-        """The tables lancedb would list: the ``*.lance`` directories (none before the first table)."""
+        """The tables lancedb would list: the ``*.lance`` directories (none before the first table) that hold
+        a committed version. A table being created has its directory before its first manifest: another
+        process reading then would find a table that cannot be opened yet."""
         try:
             entries = list(os.scandir(self.db_dir))
         except FileNotFoundError:
             return set()
-        return {e.name[: -len(TABLE_SUFFIX)] for e in entries if e.name.endswith(TABLE_SUFFIX) and e.is_dir()}
+        return {e.name[: -len(TABLE_SUFFIX)] for e in entries if e.name.endswith(TABLE_SUFFIX) and e.is_dir()
+                and _has_version(Path(e.path))}
 
     def _dataset(self, name: str) -> Any:
         lance = _lance()
@@ -85,6 +88,13 @@ class LanceReader:
             query["nprobes"], query["refine_factor"] = ann
         # _distance named among the columns: Lance's scanner otherwise adds it with a deprecation warning.
         return ds.to_table(columns=[*columns, "_distance"], filter=where or None, nearest=query, prefilter=True)
+
+
+def _has_version(table: Path) -> bool:
+    try:
+        return any(name.endswith(".manifest") for name in os.listdir(table / "_versions"))
+    except OSError:
+        return False
 
 
 def _query_vector(vector: np.ndarray, column_type: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ import ctypes
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -31,6 +32,8 @@ from polymodal.library.schema import DB_DIR, FILES, JOBS, LibraryMeta, files_sch
 #: past this many items an ANN index is built: exact search costs ~1 ms per 1,000 items here, so at 50k it
 #: passes ~50 ms while the index answers in ~10 ms (benchmarks/RESULTS.md)
 ANN_THRESHOLD = 50_000
+#: seconds a short edit (tag, remove) waits for another writer, e.g. a watcher's batch (library/watch.py)
+EDIT_WAIT = 30.0
 #: small fragments (one per batch commit) that trigger a compaction
 _COMPACT_AT = 16
 #: rows per SQL ``IN (...)`` list, to keep query plans small
@@ -429,16 +432,24 @@ def _with_heartbeat(work: Callable[[], Any], progress: Callable[[str, float], No
 
 
 @contextmanager
-def write_lock(root: Path) -> Iterator[None]:
-    """Hold the library's writer lock. The kernel drops it when the process dies, even by SIGKILL."""
+def write_lock(root: Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold the library's writer lock. The kernel drops it when the process dies, even by SIGKILL.
+
+    ``wait``: seconds to wait for another writer to finish before giving up (short edits such as ``tag`` and
+    ``remove`` wait out a watcher's batch; ``index`` does not queue behind another ``index``)."""
     fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LibraryLockedError(
-                f"library {root} is being written by another polymodal process; wait for it to finish"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LibraryLockedError(
+                        f"library {root} is being written by another polymodal process; wait for it to finish"
+                    ) from None
+                time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
