@@ -231,3 +231,20 @@ def test_a_spoken_query_over_http(client, tmp_path):
     assert r.status_code == 400 and "no words were heard" in r.json()["error"]["message"]
     r = client.post("/api/search/voice", files={"audio": ("x.wav", b"not audio at all", "audio/wav")})
     assert r.status_code == 400 and "Traceback" not in r.text
+
+
+def test_explain_an_item_or_an_upload_as_json_or_png(client, photos):
+    from PIL import Image
+
+    coffee = ids_by_name(client)["coffee"]
+    found = client.post("/api/explain", data={"q": "a cup of coffee", "item": coffee}).json()
+    width, height = Image.open(photos["coffee"]).size
+    assert (found["width"], found["height"]) == (width, height) and len(found["box"]) == 4
+    x0, y0, x1, y1 = found["box"]
+    assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height and found["grid"]
+    png = client.post("/api/explain", data={"q": "a cup of coffee", "format": "png"},
+                      files={"image": ("c.png", photos["coffee"].read_bytes(), "image/png")})
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (width, height)
+    assert client.post("/api/explain", data={"q": "a cup of coffee"}).status_code == 400  # no picture
+    assert client.post("/api/explain", data={"q": " ", "item": coffee}).status_code == 400  # no words

@@ -76,11 +76,17 @@ def test_a_query_nothing_shows_says_so_and_the_switch_shows_the_nearest(page):
     assert sure.endswith("% sure") and int(sure.split("%")[0]) < 30  # weak matches say they are weak
 
 
-def test_a_clear_match_shows_its_confidence(page):
+def test_a_clear_match_shows_its_confidence_and_why(page):
     page.keyboard.type("a cat")
     page.keyboard.press("Enter")
     assert _first_card_name(page) == "cat.png"
     assert int(page.locator("#grid li.card .confidence").first.inner_text().split("%")[0]) >= 50
+    first = page.locator("#grid li.card").first
+    first.locator("button.why").click()  # the heatmap of where "a cat" matches, in place of the thumbnail
+    expect(first.locator("button.why")).to_have_text("Hide why", timeout=60_000)
+    assert first.locator("img").get_attribute("src").startswith("blob:")
+    first.locator("button.why").click()
+    assert "/thumbnail" in first.locator("img").get_attribute("src")
 
 
 def test_dropping_an_image_searches_by_it(page, photos):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from polymodal.errors import InputError
 from polymodal.server.service import SearchFilters, Service
 from polymodal.server.uploads import check_image, read_upload
 
@@ -156,6 +157,25 @@ async def search_voice(
                                    _filters(after, before, path, type, tag, min_score, sort, all_hits=all_hits),
                                    k, offset)
     return {**page.to_dict(), "transcript": heard}
+
+
+@router.post("/api/explain", tags=["search"], summary="Where a text matches in a picture: a heatmap over the "
+             "whole picture, its peak and box (as `polymodal explain --json`), or the overlay as PNG")
+async def explain_post(
+    request: Request,
+    q: Annotated[str, Form(description="the words to look for")],
+    image: Annotated[list[UploadFile], File(description="the picture (or give item)")] = [],  # noqa: B006
+    item: Annotated[str | None, Form(description="a library item id as the picture")] = None,
+    format: Annotated[str, Form(description="json (default) or png: the picture with the heatmap")] = "json",
+) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    if format not in ("json", "png"):
+        raise InputError(f"format {format!r}: use json or png")
+    service = _service(request)
+    pictures = await _images(service, image)
+    out = await run_in_threadpool(service.explain, q, pictures, item, format == "png")
+    return Response(out, media_type="image/png") if format == "png" else out
 
 
 @router.get("/api/similar/{item_id}", tags=["search"], summary="More like this: items similar to a library item")

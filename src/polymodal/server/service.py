@@ -205,6 +205,29 @@ class Service:
 
     # -- models -----------------------------------------------------------------------------------------------
 
+    def explain(self, text: str, images: list[bytes], item: str | None = None, png: bool = False) -> Any:
+        """Where ``text`` matches in one picture (an upload or library item ``item``): the explanation's
+        JSON, or with ``png`` the picture with its heatmap overlaid, as PNG bytes."""
+        from polymodal.explain import explain
+        from polymodal.media.images import load_image
+
+        pictures: list[Any] = list(images)
+        if item is not None:
+            pictures.append(self.original(item)[0])
+        if len(pictures) != 1:
+            raise InputError(f"explain takes one picture (an upload or item=ID); {len(pictures)} were given")
+        picture = load_image(pictures[0])
+        found = explain(picture, text, self.encoder, truncate=True)
+        if not png:
+            return found.to_dict()
+        import io
+
+        from polymodal.explain.overlay import overlay
+
+        buf = io.BytesIO()
+        overlay(picture, found).save(buf, format="PNG")
+        return buf.getvalue()
+
     def classify(self, images: list[bytes], labels: list[str], top: int | None = None,
                  templates: str | None = None) -> list[dict[str, Any]]:
         from polymodal.zeroshot import classify

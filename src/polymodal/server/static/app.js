@@ -98,8 +98,40 @@ function card(hit) {
     el("div", { class: "actions" },
       ...(moment ? [el("button", { type: "button", class: "play", text: `Play from ${clock(hit.start)}`,
         onclick: () => play(hit, node) })] : []),
+      ...(hit.kind === "image" && state.query?.kind === "text" ? [el("button", { type: "button", class: "why",
+        text: "Why this match", onclick: () => why(hit, node, state.query.text) })] : []),
       el("button", { type: "button", class: "similar", text: "More like this", onclick: () => similar(hit) })));
   return node;
+}
+
+// "Why this match": the picture with a heatmap of where the query's words match (POST /api/explain), in place
+// of the thumbnail; a second click puts the thumbnail back.
+async function why(hit, node, text) {
+  const img = node.querySelector("img");
+  const button = node.querySelector("button.why");
+  if (img.dataset.thumb) {
+    URL.revokeObjectURL(img.src);
+    img.src = img.dataset.thumb;
+    delete img.dataset.thumb;
+    button.textContent = "Why this match";
+    return;
+  }
+  const form = new FormData();
+  form.append("q", text);
+  form.append("item", hit.id);
+  form.append("format", "png");
+  button.disabled = true;
+  try {
+    const res = await fetch("/api/explain", { method: "POST", body: form });
+    if (!res.ok) throw new Error((await res.json()).error?.message || `HTTP ${res.status}`);
+    img.dataset.thumb = img.src;
+    img.src = URL.createObjectURL(await res.blob());
+    button.textContent = "Hide why";
+  } catch (err) {
+    say("#search-status", err.message, true);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function runSearch(query, append = false) {
