@@ -248,3 +248,13 @@ def test_explain_an_item_or_an_upload_as_json_or_png(client, photos):
     assert Image.open(io.BytesIO(png.content)).size == (width, height)
     assert client.post("/api/explain", data={"q": "a cup of coffee"}).status_code == 400  # no picture
     assert client.post("/api/explain", data={"q": " ", "item": coffee}).status_code == 400  # no words
+
+
+def test_browse_the_library_page_by_page(client):
+    first = client.get("/api/items", params={"k": 4}).json()
+    assert len(first["hits"]) == 4 and first["next"]
+    rest = client.get("/api/items", params={"k": 4, "cursor": first["next"]}).json()
+    assert len(rest["hits"]) == 2 and rest["next"] is None
+    dates = [h["date"] for h in first["hits"] + rest["hits"]]
+    assert dates == sorted(dates, reverse=True)
+    assert client.get("/api/items", params={"k": 0}).status_code == 400

@@ -42,6 +42,8 @@ def page(browser, live):
 
 
 def _first_card_name(page) -> str:
+    # the page opens on the library (newest first): wait for the search's own answer, not those cards
+    expect(page.locator("#search-status")).to_contain_text("results for")
     page.wait_for_selector("#grid li.card")
     return page.locator("#grid li.card .path").first.inner_text().rsplit("/", 1)[-1]
 
@@ -159,3 +161,60 @@ def test_asking_by_voice_with_the_microphone(browser, live, tmp_path):
         assert not errors, errors
     finally:
         b.close()
+
+
+def test_without_a_query_the_page_shows_the_library_newest_first(page):
+    page.wait_for_selector("#grid li.card")
+    expect(page.locator("#search-status")).to_contain_text("newest first")
+    dates = page.locator("#grid li.card time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))")
+    assert len(dates) == 6 and dates == sorted(dates, reverse=True)  # the served library's six photos
+    names = page.locator("#grid li.card .path").all_inner_texts()
+    assert all("/" not in n for n in names)  # the file name; the folder is on hover
+    assert page.locator("#grid li.card .path").first.get_attribute("title").endswith("/")
+
+
+def test_a_search_lives_in_the_address_and_back_undoes_it(page, live):
+    page.keyboard.type("a cup of coffee")
+    page.keyboard.press("Enter")
+    assert _first_card_name(page) == "coffee.png"
+    assert "q=a+cup+of+coffee" in page.url
+    page.locator("#q").fill("a cat")
+    page.locator("#q").press("Enter")
+    expect(page.locator("#search-status")).to_contain_text("“a cat”")
+    page.go_back()  # back to the coffee search, from the address
+    expect(page.locator("#search-status")).to_contain_text("“a cup of coffee”")
+    assert page.locator("#q").input_value() == "a cup of coffee"
+    page.goto(live.url + "/?q=a+rocket&sort=date&all=1")  # a link to a search, with its filters
+    expect(page.locator("#search-status")).to_contain_text("“a rocket”")
+    assert page.locator("#f-sort").input_value() == "date" and page.locator("#f-all").is_checked()
+
+
+def test_the_viewer_shows_a_picture_its_details_and_steps_through_the_hits(page):
+    page.keyboard.type("a photo")
+    page.locator("#f-all").check()
+    page.locator("#q").press("Enter")
+    expect(page.locator("#search-status")).to_contain_text("results for")
+    names = page.locator("#grid li.card .path").all_inner_texts()
+    page.locator("#grid li.card img").first.click()
+    viewer = page.locator("#viewer")
+    expect(viewer).to_be_visible()
+    assert page.locator("#v-img").get_attribute("src").endswith("/original")
+    meta = page.locator("#v-meta").inner_text()
+    assert "Date" in meta and "Size" in meta and names[0] in meta
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#v-meta")).to_contain_text(names[1])
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#v-meta")).to_contain_text(names[0])
+    page.locator("#v-similar").click()  # more like this: the viewer closes and the address says so
+    expect(viewer).to_be_hidden()
+    assert "like=" in page.url
+
+
+def test_the_type_filter_keeps_only_that_kind(page):
+    page.wait_for_selector("#grid li.card")
+    page.locator("#filters summary").click()
+    page.locator("#f-type").select_option("video")
+    expect(page.locator("#search-status")).to_contain_text("the library is empty")  # photos only here
+    page.locator("#f-type").select_option("image")
+    page.wait_for_selector("#grid li.card")
+    assert page.locator("#grid li.card").count() == 6

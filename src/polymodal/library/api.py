@@ -422,6 +422,42 @@ class Library:
         filters = self._filters(after, before, path, kind, tags, min_score, exclude)
         return run_search(self.store, vector, k, filters, sort)
 
+    def browse(self, *, cursor: str | None = None, k: int = 50,
+               kind: str | None = None) -> tuple[list[Hit], str | None]:
+        """The library without a query: up to ``k`` items newest first (by ``date``: taken, else modified),
+        and the cursor of the next page (None after the last). Paged by position, not offset: ``cursor``
+        names the last item shown (its date and id), so items added meanwhile never shift a page, and items
+        sharing a date (a folder copied at once, without EXIF dates) are neither skipped nor repeated."""
+        import pyarrow.compute as pc
+
+        from polymodal.library.search import KINDS
+
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        if kind is not None and kind not in KINDS:
+            raise InputError(f"unknown type {kind!r}; use one of {', '.join(KINDS)}")
+        self._refresh()
+        if self.store.items() is None:
+            return [], None
+        parts = [f"kind = {sql_str(kind)}"] if kind else []
+        if cursor:
+            when, _, last = cursor.partition("|")
+            try:
+                stamp = datetime.fromisoformat(when).astimezone(UTC)
+            except ValueError:
+                raise InputError(f"cursor {cursor[:60]!r} is not one this library gave") from None
+            t = f"TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S.%f')}+00:00'"
+            parts.append(f"(date < {t} OR (date = {t} AND id > {sql_str(last)}))")
+        data = self.store.scan(self.store.items(), _hit_columns(), " AND ".join(parts) or None)
+        if not data.num_rows:
+            return [], None
+        order = pc.sort_indices(data, sort_keys=[("date", "descending"), ("id", "ascending")])
+        page = data.take(order[:k])
+        hits = hits_from_arrow(page, [1.0] * page.num_rows)
+        last_hit = hits[-1]
+        more = data.num_rows > k and last_hit.date is not None
+        return hits, f"{last_hit.date.isoformat()}|{last_hit.id}" if more and last_hit.date else None
+
     def get(self, item: str | os.PathLike[str]) -> Hit | None:
         """The item with this id, or holding this path; None when the library has neither."""
         if self.store.items() is None:

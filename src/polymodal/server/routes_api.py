@@ -190,6 +190,18 @@ def similar(
                                      k, offset).to_dict()
 
 
+@router.get("/api/items", tags=["items"], summary="The library without a query: newest first, a page at a time")
+def browse(
+    request: Request, k: int = Query(50, description="items per page (1-1000)"),
+    type: str | None = Query(None, description="image, video or audio"),
+    cursor: str | None = Query(None, description="the `next` of the previous page"),
+) -> dict[str, Any]:
+    if not 1 <= k <= 1000:
+        raise InputError(f"k must be between 1 and 1000, got {k}")
+    hits, following = _service(request).library.browse(cursor=cursor, k=k, kind=type)
+    return {"hits": [h.to_dict() for h in hits], "next": following}
+
+
 @router.get("/api/items/{item_id}", tags=["items"], summary="An item's metadata (the fields of a hit)")
 def item(request: Request, item_id: str) -> dict[str, Any]:
     return _service(request).item(item_id).to_dict()

@@ -2,7 +2,8 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { query: null, offset: 0 };  // the last search, for "More results"
+// the last search (for "More results"), its hits (for the viewer's arrows) and the browse cursor
+const state = { query: null, offset: 0, hits: [], cursor: null, shown: -1 };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -45,7 +46,7 @@ function filterParams() {
   const p = new URLSearchParams();
   const add = (name, id) => { const v = $(id).value.trim(); if (v) p.append(name, v); };
   add("not", "#f-not"); add("after", "#f-after"); add("before", "#f-before"); add("path", "#f-path");
-  add("tag", "#f-tag"); add("sort", "#f-sort");
+  add("tag", "#f-tag"); add("sort", "#f-sort"); add("type", "#f-type");
   p.set("k", String(Math.min(200, Math.max(1, parseInt($("#f-k").value, 10) || 24))));
   if ($("#f-all").checked) p.set("all", "true");  // past the relevance floor (searches only)
   return p;
@@ -83,15 +84,17 @@ function card(hit) {
   const date = hit.date ? hit.date.slice(0, 10) : "";
   const name = hit.path.split("/").pop();
   const moment = momentParts(hit);
+  const folder = hit.path.slice(0, hit.path.length - name.length);
   const node = el("li", { class: moment ? "card moment" : "card", "data-id": hit.id },
-    el("a", { href: `/api/items/${hit.id}/original`, target: "_blank", rel: "noopener", title: hit.path },
+    el("a", { href: `/api/items/${hit.id}/original`, title: hit.path,
+      onclick: (e) => { if (!e.ctrlKey && !e.metaKey) { e.preventDefault(); view(hit); } } },
       el("img", { src: moment ? moment.thumb : `/api/items/${hit.id}/thumbnail`, alt: name, loading: "lazy" })),
     el("div", { class: "meta" },
       el("span", { class: "score", text: `score ${hit.score.toFixed(3)}` }),
       ...(hit.confidence === null || hit.confidence === undefined ? []
         : [el("span", { class: "confidence", text: `${Math.round(hit.confidence * 100)}% sure`,
           title: "calibrated on labelled queries: how often a hit standing out this much was a right answer" })]),
-      el("span", { class: "path", text: hit.path }),
+      el("span", { class: "path", text: name, title: folder }),
       ...(moment ? [el("span", { class: "range", text: moment.range })] : []),
       ...(moment && hit.transcript ? [el("q", { class: "transcript", text: hit.transcript })] : []),
       el("time", { datetime: hit.date || "", text: date })),
@@ -134,7 +137,84 @@ async function why(hit, node, text) {
   }
 }
 
-async function runSearch(query, append = false) {
+// -- the library without a query, and the address bar ------------------------------------------------------
+
+// The library newest first, a page at a time (GET /api/items: by position, so nothing shifts between pages).
+async function browse(append = false) {
+  state.query = { kind: "browse", label: "the library" };
+  const params = new URLSearchParams({ k: String(Math.min(200, parseInt($("#f-k").value, 10) || 24)) });
+  if ($("#f-type").value) params.set("type", $("#f-type").value);
+  if (append && state.cursor) params.set("cursor", state.cursor);
+  try {
+    const body = await api(`/api/items?${params}`);
+    const grid = $("#grid");
+    if (!append) { grid.replaceChildren(); state.hits = []; }
+    for (const hit of body.hits) grid.append(card(hit));
+    state.hits.push(...body.hits);
+    state.cursor = body.next;
+    $("#more").hidden = !body.next;
+    say("#search-status", grid.children.length ? `the library, newest first (${grid.children.length} shown)`
+      : "the library is empty: index a folder (the Index tab, or polymodal index DIR)");
+  } catch (err) {
+    say("#search-status", err.message, true);
+  }
+}
+
+// The query, its filters and sort live in the address (?q=...&after=...), so a search can be linked,
+// reloaded and undone with Back; ?like=ID is "more like this".
+const URL_FIELDS = { not: "#f-not", after: "#f-after", before: "#f-before", path: "#f-path", tag: "#f-tag",
+  sort: "#f-sort", type: "#f-type" };
+
+function remember(query) {
+  const p = new URLSearchParams();
+  if (query.kind === "text") p.set("q", query.text);
+  if (query.kind === "similar") p.set("like", query.id);
+  for (const [name, id] of Object.entries(URL_FIELDS)) if ($(id).value.trim()) p.set(name, $(id).value.trim());
+  if ($("#f-all").checked) p.set("all", "1");
+  const next = p.toString() ? `?${p}` : location.pathname;
+  if (`?${p}` !== location.search) history.pushState(null, "", next);
+}
+
+function fromAddress() {
+  const p = new URLSearchParams(location.search);
+  $("#q").value = p.get("q") || "";
+  for (const [name, id] of Object.entries(URL_FIELDS)) $(id).value = p.get(name) || (name === "sort" ? "score" : "");
+  $("#f-all").checked = p.get("all") === "1";
+  if (p.get("q")) runSearch({ kind: "text", text: p.get("q"), label: `“${p.get("q")}”` }, false, false);
+  else if (p.get("like")) runSearch({ kind: "similar", id: p.get("like"), label: "items like the one chosen" }, false, false);
+  else browse();
+}
+
+// -- the viewer: a picture large, its metadata, arrows to the next hit --------------------------------------
+
+function place(hit) {
+  return hit.latitude === null || hit.latitude === undefined ? "" : `${hit.latitude.toFixed(5)}, ${hit.longitude.toFixed(5)}`;
+}
+
+function view(hit) {
+  state.shown = state.hits.findIndex((h) => h.id === hit.id && h.start === hit.start);
+  const moment = momentParts(hit);
+  $("#v-img").src = hit.kind === "image" ? `/api/items/${hit.id}/original`
+    : moment ? moment.thumb : `/api/items/${hit.id}/thumbnail`;
+  $("#v-img").alt = hit.path.split("/").pop();
+  const rows = [["Date", hit.date ? hit.date.slice(0, 19).replace("T", " ") : ""], ["Camera", hit.camera || ""],
+    ["Place", place(hit)], ["Size", hit.width ? `${hit.width} × ${hit.height}` : ""], ["Path", hit.path]];
+  if (moment) rows.splice(1, 0, ["Moment", moment.range]);
+  $("#v-meta").replaceChildren(...rows.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }),
+    el("dd", { text: v })]));
+  $("#v-original").href = `/api/items/${hit.id}/original`;
+  $("#v-prev").disabled = state.shown <= 0;
+  $("#v-next").disabled = state.shown < 0 || state.shown >= state.hits.length - 1;
+  if (!$("#viewer").open) $("#viewer").showModal();
+}
+
+function step(by) {
+  const next = state.shown + by;
+  if (next >= 0 && next < state.hits.length) view(state.hits[next]);
+}
+
+async function runSearch(query, append = false, record = true) {
+  if (record && !append) remember(query);
   state.query = query;
   state.offset = append ? state.offset : 0;
   const params = filterParams();
@@ -155,8 +235,9 @@ async function runSearch(query, append = false) {
       body = await api("/api/search", { method: "POST", body: form });
     }
     const grid = $("#grid");
-    if (!append) grid.replaceChildren();
+    if (!append) { grid.replaceChildren(); state.hits = []; }
     for (const hit of body.hits) grid.append(card(hit));
+    state.hits.push(...body.hits);
     state.offset = body.offset + body.hits.length;
     $("#more").hidden = body.next_offset === null;
     const floored = query.kind === "text" && !$("#f-all").checked;
@@ -204,6 +285,7 @@ async function toggleVoice() {
       state.query = { kind: "text", text: body.transcript, label: `“${body.transcript}” (heard)` };
       const grid = $("#grid");
       grid.replaceChildren(...body.hits.map(card));
+      state.hits = [...body.hits];
       state.offset = body.offset + body.hits.length;
       $("#more").hidden = body.next_offset === null;
       say("#search-status", body.hits.length ? `${body.hits.length} results for ${state.query.label}`
@@ -219,6 +301,7 @@ async function toggleVoice() {
 }
 
 function similar(hit) {
+  if ($("#viewer").open) $("#viewer").close();
   runSearch({ kind: "similar", id: hit.id, label: `items like ${hit.path.split("/").pop()}` });
 }
 
@@ -311,12 +394,31 @@ document.addEventListener("DOMContentLoaded", async () => {
     e.preventDefault();
     const text = $("#q").value.trim();
     if (text) runSearch({ kind: "text", text, label: `“${text}”` });
+    else { remember({ kind: "browse" }); browse(); }  // an empty query: back to the library
   });
   $("#image-input").addEventListener("change", (e) => searchImage(e.target.files[0]));
   $("#mic").addEventListener("click", toggleVoice);
   // the switch answers at once: the same query again, with or without the weak matches
-  $("#f-all").addEventListener("change", () => state.query && runSearch(state.query));
-  $("#more").addEventListener("click", () => state.query && runSearch(state.query, true));
+  const again = () => {
+    if (state.query?.kind === "browse") browse();
+    else if (state.query) runSearch(state.query);
+  };
+  $("#f-all").addEventListener("change", again);
+  $("#f-type").addEventListener("change", again);
+  $("#more").addEventListener("click", () => {
+    if (state.query?.kind === "browse") browse(true);
+    else if (state.query) runSearch(state.query, true);
+  });
+  $("#v-prev").addEventListener("click", () => step(-1));
+  $("#v-next").addEventListener("click", () => step(1));
+  $("#v-close").addEventListener("click", () => $("#viewer").close());
+  $("#v-similar").addEventListener("click", () => state.hits[state.shown] && similar(state.hits[state.shown]));
+  $("#viewer").addEventListener("keydown", (e) => {
+    if (e.key === "ArrowRight") { e.preventDefault(); step(1); }
+    if (e.key === "ArrowLeft") { e.preventDefault(); step(-1); }
+  });
+  window.addEventListener("popstate", fromAddress);
+  fromAddress();
   const zone = $("#drop-zone");
   // the whole page takes drops, so a photo dragged anywhere becomes the query
   document.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
