@@ -218,3 +218,30 @@ def test_the_type_filter_keeps_only_that_kind(page):
     page.locator("#f-type").select_option("image")
     page.wait_for_selector("#grid li.card")
     assert page.locator("#grid li.card").count() == 6
+
+
+def test_dragging_a_box_in_the_viewer_searches_with_that_region(page):
+    page.keyboard.type("a cup of coffee")
+    page.keyboard.press("Enter")
+    assert _first_card_name(page) == "coffee.png"
+    page.locator("#grid li.card img").first.click()
+    img = page.locator("#v-img")
+    expect(img).to_be_visible()
+    for _ in range(100):  # (the page's CSP forbids the eval behind wait_for_function)
+        if img.evaluate("i => i.complete && i.naturalWidth"):
+            break
+        page.wait_for_timeout(50)
+    r = img.bounding_box()
+    assert r is not None
+    page.mouse.move(r["x"] + r["width"] * 0.25, r["y"] + r["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(r["x"] + r["width"] * 0.6, r["y"] + r["height"] * 0.5, steps=5)
+    page.mouse.move(r["x"] + r["width"] * 0.75, r["y"] + r["height"] * 0.8, steps=5)
+    page.mouse.up()
+    status = page.locator("#search-status")
+    expect(status).to_contain_text("results for a part of coffee.png")
+    box = [int(v) for v in status.inner_text().rsplit("(", 1)[1].rstrip(")").split(", ")]
+    # in the photo's own pixels (600 x 400), not the screen's: 25%-75% of the width, 20%-80% of the height
+    assert abs(box[0] - 150) <= 8 and abs(box[2] - 450) <= 8 and abs(box[1] - 80) <= 8 and abs(box[3] - 320) <= 8
+    page.wait_for_selector("#grid li.card")
+    assert page.locator("#grid li.card .path").first.inner_text() == "coffee.png"

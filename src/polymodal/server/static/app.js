@@ -208,6 +208,51 @@ function view(hit) {
   if (!$("#viewer").open) $("#viewer").showModal();
 }
 
+// Drag a box on the viewer's picture: search with that region of the library item (POST /api/search with
+// item and box, in the picture's own pixels as displayed, which is what the browser shows).
+const drag = { start: null };
+
+function pointer(e) {
+  const r = $("#v-img").getBoundingClientRect();
+  return { x: Math.min(Math.max(e.clientX - r.left, 0), r.width), y: Math.min(Math.max(e.clientY - r.top, 0), r.height) };
+}
+
+function boxStyle(a, b) {
+  const box = $("#v-box");
+  const img = $("#v-img");
+  box.hidden = false;
+  box.style.left = `${img.offsetLeft + Math.min(a.x, b.x)}px`;
+  box.style.top = `${img.offsetTop + Math.min(a.y, b.y)}px`;
+  box.style.width = `${Math.abs(a.x - b.x)}px`;
+  box.style.height = `${Math.abs(a.y - b.y)}px`;
+}
+
+async function searchRegion(a, b) {
+  const img = $("#v-img");
+  const hit = state.hits[state.shown];
+  const sx = img.naturalWidth / img.clientWidth, sy = img.naturalHeight / img.clientHeight;
+  const box = [Math.min(a.x, b.x) * sx, Math.min(a.y, b.y) * sy, Math.max(a.x, b.x) * sx, Math.max(a.y, b.y) * sy]
+    .map((v) => Math.round(v));
+  if (box[2] - box[0] < 8 || box[3] - box[1] < 8) { $("#v-box").hidden = true; return; }  // a click, not a box
+  $("#viewer").close();
+  $("#v-box").hidden = true;
+  const form = new FormData();
+  form.append("item", hit.id);
+  form.append("box", box.join(","));
+  for (const [k, v] of filterParams()) form.append(k, v);
+  state.query = { kind: "region", label: `a part of ${hit.path.split("/").pop()}` };
+  say("#search-status", "searching…");
+  try {
+    const body = await api("/api/search", { method: "POST", body: form });
+    $("#grid").replaceChildren(...body.hits.map(card));
+    state.hits = [...body.hits];
+    $("#more").hidden = true;
+    say("#search-status", `${body.hits.length} results for ${state.query.label} (${box.join(", ")})`);
+  } catch (err) {
+    say("#search-status", err.message, true);
+  }
+}
+
 function step(by) {
   const next = state.shown + by;
   if (next >= 0 && next < state.hits.length) view(state.hits[next]);
@@ -416,6 +461,19 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#viewer").addEventListener("keydown", (e) => {
     if (e.key === "ArrowRight") { e.preventDefault(); step(1); }
     if (e.key === "ArrowLeft") { e.preventDefault(); step(-1); }
+  });
+  $("#v-img").addEventListener("pointerdown", (e) => {
+    if ($("#v-img").naturalWidth && state.hits[state.shown]?.kind === "image") {
+      drag.start = pointer(e);
+      $("#v-img").setPointerCapture(e.pointerId);
+    }
+  });
+  $("#v-img").addEventListener("pointermove", (e) => { if (drag.start) boxStyle(drag.start, pointer(e)); });
+  $("#v-img").addEventListener("pointerup", (e) => {
+    if (!drag.start) return;
+    const a = drag.start;
+    drag.start = null;
+    searchRegion(a, pointer(e));
   });
   window.addEventListener("popstate", fromAddress);
   fromAddress();
