@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_s
 from polymodal.library.store import ANN_THRESHOLD, EDIT_WAIT, Store, sql_str, write_lock
 from polymodal.library.types import DuplicateGroup, Failure, Hit, IndexReport, JobInfo, Status
 from polymodal.models.base import Encoder
+
+log = logging.getLogger("polymodal")
 
 
 def default_library_path() -> Path:
@@ -115,6 +118,7 @@ class Library:
             meta = new_meta(vector_type, storage)
             write_meta(root, meta)
         check_options(root, meta, vector_type, storage)
+        _migrate_if_free(root, meta)
         if meta.model is not None and model is not None:
             from polymodal.models.bundle import feature_space
 
@@ -188,6 +192,7 @@ class Library:
         roots = check_roots(list(paths))
         with write_lock(self.root):
             self._refresh()
+            self._migrate()  # a reader that could not take the lock at open left it for the first writer
             scan = walk(roots, image_extensions() | MEDIA_EXTENSIONS, exclude=os.fsencode(os.path.abspath(self.root)))
             unchanged = scancache.unchanged_report(self.root, scan, [display_path(r) for r in roots], prune)
             if unchanged is not None:
@@ -219,10 +224,22 @@ class Library:
             scancache.write(self.root, self.store.scan(self.store.files(), ["path", "size", "mtime_ns", "error"]))
         return report
 
+    def _migrate(self) -> None:
+        """Bring an older library to this version's schema (the caller holds the writer lock)."""
+        from polymodal.library.migrations import migrate, pending
+
+        if pending(self.meta):
+            migrate(self.root, self.meta, self.store)
+            self._meta_stamp = self._stamp()
+            self.store = Store(self.root, self.meta)
+
     def _maintain(self, changed: bool) -> bool:
         """Compact after a change; build the ANN index once the library passes ``ann_threshold``."""
         if not changed:
             return False
+        from polymodal.library import stacks
+
+        stacks.link(self.store)  # RAW + JPEG pairs of one shot, shown once
         segments.prune_orphans(self.store)  # segments of items removed or changed by this run
         self.store.optimize()  # also folds rows added since into an existing index
         if self.store.count_items() >= self.ann_threshold and not self.store.has_ann_index():
@@ -259,6 +276,7 @@ class Library:
         from polymodal.library.reembed import reembed
 
         with write_lock(self.root):
+            self._migrate()
             scancache.invalidate(self.root)
             if isinstance(model, Encoder):
                 enc = model
@@ -290,6 +308,7 @@ class Library:
         if isinstance(targets, (str, os.PathLike)):
             targets = [targets]
         with write_lock(self.root, wait=EDIT_WAIT):
+            self._migrate()
             scancache.invalidate(self.root)
             removed = remove_targets(self.store, [os.fspath(t) for t in targets], _path_key)
             self._maintain(removed > 0)
@@ -310,6 +329,7 @@ class Library:
                              "e.g. --labels cat,dog or --labels FILE")
         labels = clean_labels(labels)
         with write_lock(self.root, wait=EDIT_WAIT):
+            self._migrate()
             ids, vecs = self.store.vectors()
             if not ids:
                 return 0
@@ -571,6 +591,27 @@ class Library:
 
     def __repr__(self) -> str:
         return f"<Library {self.root} model={self.meta.model}>"
+
+
+def _migrate_if_free(root: Path, meta: LibraryMeta) -> None:
+    """Migrate an older local library when it is opened, if no other process is writing it (then the first
+    writer does; a reader reads it as it is, see migrations.py)."""
+    from polymodal.errors import LibraryLockedError
+    from polymodal.library.migrations import migrate, pending
+
+    if not pending(meta) or meta.storage:
+        return
+    from polymodal.errors import LibraryError
+
+    try:
+        with write_lock(root):
+            migrate(root, meta, Store(root, meta))
+    except LibraryLockedError:
+        pass
+    except LibraryError as exc:  # undone: read as it is; the first write tries again and says why it cannot
+        log.warning("%s", exc)
+    except OSError:
+        pass  # a library on a read-only disk is read as it is
 
 
 def _hit_columns() -> list[str]:

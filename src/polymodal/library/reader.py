@@ -66,6 +66,9 @@ class LanceReader:
         if name in self.table_names():
             self._dataset(name)
 
+    def columns(self, name: str) -> list[str]:
+        return list(self._dataset(name).schema.names)
+
     def count(self, name: str, where: str | None = None) -> int:
         return int(self._dataset(name).count_rows(where))
 

@@ -26,7 +26,9 @@ from polymodal.errors import LibraryError, NotALibraryError
 #: bump when a table's columns change meaning; an older polymodal refuses a newer library.
 #: 2: video and audio items, with the ``segments`` and ``media`` tables (``segments.py``); a version 1 library
 #: opens as it is and gains those tables (and version 2) at its first video or audio file
-SCHEMA_VERSION = 2
+#: 3: items gain ``stack`` (a RAW file shown under the JPEG of its shot). Older libraries are migrated in place
+#: when opened (``migrations.py``).
+SCHEMA_VERSION = 3
 FORMAT = "polymodal-library"
 META_FILE = "library.json"
 DB_DIR = "db"
@@ -143,6 +145,7 @@ def items_schema(dim: int, vector_type: str = "float32") -> Any:
         pa.field("thumbnail", pa.binary()),  # WebP, longest side 256 px
         pa.field("added", ts),
         pa.field("vector", pa.list_(pa.float16() if vector_type == "float16" else pa.float32(), dim)),
+        pa.field("stack", pa.string()),  # id of the item this one is shown under (RAW under its JPEG), else null
     ])
 
 

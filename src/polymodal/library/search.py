@@ -100,6 +100,7 @@ def hits_from_arrow(data: Any, scores: list[float] | None = None) -> list[Hit]:
             id=r["id"], path=paths[0] if paths else "", score=round(score, 6), kind=r["kind"], paths=paths,
             date=r.get("date"), width=r.get("width"), height=r.get("height"), camera=r.get("camera"),
             latitude=r.get("latitude"), longitude=r.get("longitude"), tags=tuple(r.get("tags") or ()),
+            stack=r.get("stack"),
         ))
     return out
 
@@ -131,6 +132,8 @@ def run_search(store: Store, vector: np.ndarray, k: int, filters: Filters, sort:
     while True:
         data = store.vector_search(vector, limit, where=where, exact=exact)
         hits = [h for h in hits_from_arrow(data) if h.paths and filters.path_ok(list(h.paths))]
+        shown = {h.id for h in hits}
+        hits = [h for h in hits if not (h.stack and h.stack in shown)]  # a RAW beside its JPEG: shown once
         # Items mid-commit never show here (a table version is whole), but an item with no path is skipped
         # rather than shown as a blank line should one ever exist.
         if len(hits) >= k or data.num_rows < limit or limit >= total:

@@ -47,6 +47,8 @@ READERS = ("lance", "lancedb")
 
 _SCALAR_COLUMNS = ["id", "hash", "kind", "paths", "size", "mtime", "width", "height", "taken", "date", "camera",
                    "latitude", "longitude", "orientation", "tags", "added"]
+#: columns added by migrations: read where the table has them (one not yet migrated is read as it is)
+_LATER_COLUMNS = ["stack"]
 
 
 def sync_to_disk(path: Path) -> None:
@@ -137,6 +139,11 @@ class Table:
             query = query.select(columns)
         return query.limit(None).to_arrow()
 
+    def column_names(self) -> list[str]:
+        """The table's columns as stored (a library not yet migrated lacks the newest)."""
+        reader = self._store.reader
+        return reader.columns(self.name) if reader else list(self.lancedb.schema.names)
+
     def has_vector_index(self, column: str = "vector") -> bool:
         reader = self._store.reader
         if reader:
@@ -189,6 +196,9 @@ class Store:
         return self._conn
 
     # -- tables ---------------------------------------------------------------------------------------------
+
+    def table_names(self) -> set[str]:
+        return self._table_names()
 
     def _table_names(self) -> set[str]:
         if self.reader:
@@ -311,7 +321,8 @@ class Store:
         """
         table = self.items_table()
         ann = None if exact or not table.has_vector_index() else (ANN_NPROBES, ANN_REFINE)
-        return table.nearest(vector, limit, _SCALAR_COLUMNS, where, ann)
+        columns = _SCALAR_COLUMNS + [c for c in _LATER_COLUMNS if c in table.column_names()]
+        return table.nearest(vector, limit, columns, where, ann)
 
     # -- writing --------------------------------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ class Hit:
     # How sure: the calibrated probability (0-1) that this is a right answer for a text query (relevance.py);
     # None for a query by example, which no labelled set calibrates.
     confidence: float | None = None
+    # A stack: the id of the item this one is shown under (a camera RAW under the JPEG of the same shot); a
+    # search shows the pair once, by the JPEG, unless only the RAW matches (e.g. --path "*.CR2").
+    stack: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
