@@ -40,7 +40,7 @@ def _wait(c, job_id: str, timeout: float = 60) -> dict:
     end = time.monotonic() + timeout
     while True:
         job = c.get(f"/api/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running") or time.monotonic() > end:
+        if job["state"] not in ("queued", "running", "paused") or time.monotonic() > end:
             return job
         time.sleep(0.05)
 
@@ -160,3 +160,36 @@ def test_polymodal_serve_watch_keeps_the_library_in_step(tmp_path, photos, lite)
     assert "watching" in out
     left = subprocess.run(["pgrep", "-f", f"index {folder} --watch"], capture_output=True, text=True)
     assert not left.stdout.strip(), "the watcher outlived the server"
+
+
+def _process_state(pid: int) -> str:
+    """The kernel's one-letter state of a process: R running, S sleeping, T stopped, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_job_can_be_paused_and_resumed(job_app):
+    app, allowed = job_app
+    noise_images(allowed / "noise", 300, size=64)
+    in_process = app.state.service.config.index_in_process
+    with _client(app) as c:
+        job_id = c.post("/api/jobs", json={"paths": [str(allowed / "noise")]}).json()["id"]
+        end = time.monotonic() + 60
+        while c.get(f"/api/jobs/{job_id}").json()["done"] == 0:  # under way
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        paused = c.post(f"/api/jobs/{job_id}/pause").json()
+        assert paused["state"] == "paused"
+        job = app.state.service.jobs.get(job_id)
+        if not in_process:
+            assert job.pid is not None and _process_state(job.pid) == "T"  # the index process is stopped
+        time.sleep(1.0)  # whatever batch was in flight lands; then nothing moves
+        before = c.get(f"/api/jobs/{job_id}").json()["done"]
+        time.sleep(1.5)
+        still = c.get(f"/api/jobs/{job_id}").json()
+        assert still["state"] == "paused" and still["done"] == before < 300
+        assert c.post(f"/api/jobs/{job_id}/pause").status_code == 400  # only a running job pauses
+        assert c.post(f"/api/jobs/{job_id}/resume").json()["state"] == "running"
+        if not in_process:
+            assert _process_state(job.pid) != "T"
+        done = _wait(c, job_id, timeout=120)
+        assert done["state"] == "done" and done["report"]["added"] == 300

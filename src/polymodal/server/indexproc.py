@@ -55,7 +55,7 @@ class ChildReport:
 
 
 def index_in_child(root: str, paths: list[str], progress: Callable[[int, int], None], runtime: str | None = None,
-                   precision: str | None = None) -> ChildReport:
+                   precision: str | None = None, started: Callable[[int], None] | None = None) -> ChildReport:
     """Run ``Library.open(root).add(paths)`` in a niced child; ``progress`` may raise to cancel it. ``runtime``
     and ``precision``: how the child loads its model (the server's own options)."""
     import multiprocessing as mp
@@ -64,6 +64,8 @@ def index_in_child(root: str, paths: list[str], progress: Callable[[int, int], N
     out, cancel = ctx.Queue(), ctx.Event()
     proc = ctx.Process(target=_child, args=(root, paths, out, cancel, runtime, precision), daemon=True)
     proc.start()
+    if started is not None and proc.pid is not None:
+        started(proc.pid)  # the job can pause this process (SIGSTOP) and resume it
     cancelled = False
     try:
         while True:

@@ -1,8 +1,10 @@
-"""Index jobs run in a background thread, one at a time, with progress a client can poll and a cancel.
+"""Index jobs run in a background thread, one at a time, with progress a client can poll, a pause and a cancel.
 
 A job indexes with its own ``Library`` over the same encoder, so searches keep running on the server's
 library meanwhile (they see each batch once it is committed). Cancelling raises from the progress callback;
 the library treats it like Ctrl-C: batches committed so far stay, and the job is recorded as interrupted.
+Pausing stops the index process where it stands (SIGSTOP; SIGCONT resumes it); a job indexing in the
+server's own process waits at its next batch instead. A paused job keeps the library's writer lock.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +32,7 @@ class Cancelled(KeyboardInterrupt):
 class Job:
     id: str
     paths: list[str]
-    state: str = "queued"  # queued, running, done, failed, cancelled
+    state: str = "queued"  # queued, running, paused, done, failed, cancelled
     done: int = 0
     total: int = 0
     started: float = field(default_factory=time.time)
@@ -37,6 +40,7 @@ class Job:
     report: dict[str, Any] | None = None
     error: str | None = None
     cancel_requested: bool = False
+    pid: int | None = None  # the index process, when the job runs in one (it is what a pause stops)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "paths": self.paths, "state": self.state, "done": self.done, "total": self.total,
@@ -65,7 +69,9 @@ def allowed_paths(paths: list[str], roots: list[str]) -> list[str]:
 class JobRunner:
     """Starts index jobs with ``index(paths, progress)``, keeping the last few for clients to read."""
 
-    def __init__(self, index: Callable[[list[str], Callable[[int, int], None]], Any], keep: int = 50) -> None:
+    def __init__(self, index: Callable[..., Any], keep: int = 50) -> None:
+        """``index(paths, progress, started)``: indexes ``paths``, calling ``progress(done, total)`` (which may
+        raise Cancelled) and ``started(pid)`` once its index process runs, if it runs in one."""
         self._index = index
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -73,7 +79,7 @@ class JobRunner:
 
     def start(self, paths: list[str]) -> Job:
         with self._lock:
-            if any(j.state in ("queued", "running") for j in self._jobs.values()):
+            if any(j.state in ("queued", "running", "paused") for j in self._jobs.values()):
                 raise LibraryLockedError("an index job is already running; wait for it, or cancel it")
             job = Job(secrets.token_hex(8), paths)
             self._jobs[job.id] = job
@@ -85,14 +91,19 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
+            while job.state == "paused" and not job.cancel_requested:
+                time.sleep(0.1)  # indexing in this process: the pause takes effect between batches
             if job.cancel_requested:
                 raise Cancelled()
+
+        def started(pid: int) -> None:
+            job.pid = pid
 
         job.state = "running"
         try:
             if job.cancel_requested:
                 raise Cancelled()
-            report = self._index(job.paths, progress)
+            report = self._index(job.paths, progress, started)
             job.report = report.to_dict() if hasattr(report, "to_dict") else None
             job.state = "done"
         except Cancelled:
@@ -103,7 +114,7 @@ class JobRunner:
             log.error("index job %s failed", job.id, exc_info=exc)
             job.state, job.error = "failed", "internal error (see the server's log)"
         finally:
-            job.finished = time.time()
+            job.finished, job.pid = time.time(), None
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -116,14 +127,42 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)
-        if job.state in ("queued", "running"):
+        if job.state in ("queued", "running", "paused"):
             job.cancel_requested = True
+            if job.state == "paused":
+                self.resume(job_id)  # a stopped process cannot hear the cancel
+        return job
+
+    def pause(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        with self._lock:
+            if job.state != "running":
+                raise InputError(f"job {job_id} is {job.state}; only a running job can be paused")
+            job.state = "paused"
+            if job.pid is not None:
+                _signal(job.pid, signal.SIGSTOP)
+        return job
+
+    def resume(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        with self._lock:
+            if job.state == "paused":
+                if job.pid is not None:
+                    _signal(job.pid, signal.SIGCONT)
+                job.state = "running"
         return job
 
     def wait(self, job_id: str, timeout: float) -> Job:
         """For tests and the CLI: block until the job ends or ``timeout`` passes."""
         end = time.monotonic() + timeout
         job = self.get(job_id)
-        while job.state in ("queued", "running") and time.monotonic() < end:
+        while job.state in ("queued", "running", "paused") and time.monotonic() < end:
             time.sleep(0.05)
         return job
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # the process ended meanwhile: its job is finishing

@@ -288,6 +288,17 @@ def job(request: Request, job_id: str) -> dict[str, Any]:
     return _service(request).jobs.get(job_id).to_dict()
 
 
+@router.post("/api/jobs/{job_id}/pause", tags=["jobs"], summary="Pause a running index job where it stands "
+             "(it keeps the library's writer lock)")
+def pause_job(request: Request, job_id: str) -> dict[str, Any]:
+    return _service(request).jobs.pause(job_id).to_dict()
+
+
+@router.post("/api/jobs/{job_id}/resume", tags=["jobs"], summary="Resume a paused index job")
+def resume_job(request: Request, job_id: str) -> dict[str, Any]:
+    return _service(request).jobs.resume(job_id).to_dict()
+
+
 @router.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel an index job (what it committed stays)")
 def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
     return _service(request).jobs.cancel(job_id).to_dict()

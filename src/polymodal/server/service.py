@@ -276,7 +276,7 @@ class Service:
             raise InputError("nothing to index: give paths under the server's --root folders")
         return self.jobs.start(chosen)
 
-    def _index(self, paths: list[str], progress: Any) -> Any:
+    def _index(self, paths: list[str], progress: Any, started: Any = None) -> Any:
         if self.config.index_in_process:
             from polymodal.library import Library
 
@@ -285,4 +285,5 @@ class Service:
             return lib.add(paths, progress=progress)
         from polymodal.server.indexproc import index_in_child
 
-        return index_in_child(str(self.library.root), paths, progress, self.config.runtime, self.config.precision)
+        return index_in_child(str(self.library.root), paths, progress, self.config.runtime, self.config.precision,
+                              started=started)

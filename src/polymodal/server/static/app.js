@@ -393,12 +393,16 @@ async function generate(event) {
 let polling = null;
 
 function jobItem(job) {
-  const running = job.state === "queued" || job.state === "running";
+  const running = job.state === "queued" || job.state === "running" || job.state === "paused";
   const bar = el("progress", { max: String(job.total || 1), value: String(job.done), "aria-label": "progress" });
   const item = el("li", { "data-job": job.id },
     el("strong", { text: job.state }), el("span", { text: job.paths.join(", ") }), bar,
     el("span", { class: "count", text: `${job.done} / ${job.total}` }));
   if (job.error) item.append(el("span", { class: "error", text: job.error }));
+  if (job.state === "running") item.append(el("button", { type: "button", class: "pause", text: "Pause",
+    onclick: () => jobAction(job.id, "pause") }));
+  if (job.state === "paused") item.append(el("button", { type: "button", class: "resume", text: "Resume",
+    onclick: () => jobAction(job.id, "resume") }));
   if (running) item.append(el("button", { type: "button", text: "Cancel", onclick: () => cancelJob(job.id) }));
   return item;
 }
@@ -409,7 +413,7 @@ async function refreshJobs() {
     $("#jobs").replaceChildren(...body.jobs.map(jobItem));
     $("#job-roots").textContent = body.roots.length ? `folders this server may index: ${body.roots.join(", ")}`
       : "this server may not index new folders (start it with --root DIR)";
-    const active = body.jobs.some((j) => j.state === "queued" || j.state === "running");
+    const active = body.jobs.some((j) => j.state === "queued" || j.state === "running" || j.state === "paused");
     clearTimeout(polling);
     if (active) polling = setTimeout(refreshJobs, 500);
   } catch (err) { say("#job-status", err.message, true); }
@@ -423,6 +427,11 @@ async function startJob(event) {
       body: JSON.stringify({ paths: path ? [path] : [] }) });
     say("#job-status", "indexing started");
   } catch (err) { say("#job-status", err.message, true); }
+  refreshJobs();
+}
+
+async function jobAction(id, action) {
+  try { await api(`/api/jobs/${id}/${action}`, { method: "POST" }); } catch (err) { say("#job-status", err.message, true); }
   refreshJobs();
 }
 
