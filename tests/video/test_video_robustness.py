@@ -121,6 +121,10 @@ def test_video_whose_speech_is_lost_is_indexed_with_a_warning(tmp_path: Path, li
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("talk.mp4" in m and "speech was not transcribed" in m and "transcribing took longer" in m
                for m in warned), warned
+    # ... and said where a user looks, not only in a log: the run's report and the library's status
+    assert [(Path(f.path).name, "transcribing took longer" in f.reason) for f in report.speech_failures] == \
+        [("talk.mp4", True)]
+    assert [Path(f.path).name for f in lib.status().speech_failures] == ["talk.mp4"]
 
 
 def test_broken_media_in_a_folder_are_failures_and_the_rest_is_indexed(tmp_path: Path, lite_encoder,

@@ -285,6 +285,8 @@ def run_index(args: argparse.Namespace) -> int:
         print(f"  failed: {f.path}: {f.reason}")
     if len(report.failures) > 10:
         print(f"  ... and {len(report.failures) - 10} more (polymodal status lists them)")
+    for f in report.speech_failures[:10]:
+        print(f"  indexed by its pictures only, its speech not transcribed: {f.path}: {f.reason}")
     if report.index_built:
         print("  built the ANN index")
     if all_failed:
@@ -435,6 +437,10 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"failures  {len(st.failures)}")
     for f in st.failures:
         print(f"  {f.path}: {f.reason}")
+    if st.speech_failures:
+        print(f"no speech {len(st.speech_failures)} (indexed by their pictures only)")
+        for f in st.speech_failures:
+            print(f"  {f.path}: {f.reason}")
     return 0
 
 

@@ -556,8 +556,19 @@ class Library:
             path=str(self.root), items=self.store.count_items(), files=indexed, model=self.meta.model,
             dim=self.meta.dim, schema_version=self.meta.schema_version, size_bytes=size,
             ann_index=self.store.has_ann_index(), failures=self.failures(), last_job=self._last_job(),
-            runtimes=self._runtimes(),
+            runtimes=self._runtimes(), speech_failures=self._speech_failures(),
         )
+
+    def _speech_failures(self) -> list[Failure]:
+        """Videos indexed by their pictures only, their sound not transcribed (the media table says why)."""
+        media = self.store.table(segments.MEDIA)
+        if media is None or "speech_error" not in media.column_names():
+            return []
+        rows = self.store.scan(media, ["item_id", "speech_error"], "speech_error IS NOT NULL").to_pylist()
+        if not rows:
+            return []
+        paths = {h.id: h.path for h in (self.get(r["item_id"]) for r in rows) if h is not None}
+        return [Failure(paths[r["item_id"]], r["speech_error"]) for r in rows if r["item_id"] in paths]
 
     def _runtimes(self) -> dict[str, str]:
         """The loaded encoder's runtimes, else what its cached export says (status loads no model)."""

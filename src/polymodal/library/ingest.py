@@ -336,6 +336,8 @@ class Indexer:
                 if p.media is not None:
                     # Segments before their item: a kill between the two leaves segments nothing shows.
                     segments.write(self.store, iid, p.media.segments, p.media.media)
+                    if p.media.media.get("speech_error"):
+                        report.speech_failures.append(Failure(f.path, str(p.media.media["speech_error"])))
                 new_rows[iid] = {
                     "id": iid, "hash": p.digest, "kind": p.kind, "paths": [f.path], "size": f.size,
                     "mtime": mtime, "width": p.width, "height": p.height, "taken": meta.taken,

@@ -71,6 +71,9 @@ class IndexReport:
     failed: int = 0  # could not be read or decoded; the reasons are in ``failures``
     failures: list[Failure] = field(default_factory=list)
     index_built: bool = False  # whether this run (re)built the ANN index
+    #: videos indexed by their pictures only: their sound could not be transcribed (path, why); not failures
+    #: (the item is searchable), but a search for their words finds nothing, so they are said here
+    speech_failures: list[Failure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -115,6 +118,8 @@ class Status:
     #: what each network of the model runs on (e.g. {"image": "onnx-int8", "text": "onnx-fp32"}); empty
     #: before the model's first export
     runtimes: dict[str, str] = field(default_factory=dict)
+    #: videos whose sound could not be transcribed (path, why): indexed by their pictures only
+    speech_failures: list[Failure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

@@ -49,6 +49,7 @@ def status_from_dict(d: dict[str, Any]) -> Status:
     known = {f.name for f in fields(Status)}
     values = {k: v for k, v in d.items() if k in known}
     values["failures"] = [Failure(f["path"], f["reason"]) for f in d.get("failures", [])]
+    values["speech_failures"] = [Failure(f["path"], f["reason"]) for f in d.get("speech_failures", [])]
     job = d.get("last_job")
     values["last_job"] = JobInfo(job["id"], job["kind"], job["state"], _when(job.get("started")),
                                  _when(job.get("finished")), dict(job.get("counts", {}))) if job else None
