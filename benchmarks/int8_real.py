@@ -167,6 +167,7 @@ CANDIDATES: dict[str, dict[str, Callable[[Path, Path, str, list], None]]] = {
         "static QDQ convs, all but the first 15": _ort_static_convs("all", keep_fp32=15),
         "static QDQ 1x1 convs, all": _ort_static_convs("pointwise"),
         "static QDQ late 1x1 + late depthwise": _ort_static_convs("late"),
+        "static QDQ late 1x1 (all 16)": _ort_static_convs("late pointwise"),
         "static QDQ late 1x1, 7-bit weights": _ort_static_convs("late pointwise", reduce_range=True),
         "per-pixel dynamic 1x1 convs, all": int8_pointwise.per_pixel(1.0),
         "per-pixel dynamic 1x1 convs, late half": int8_pointwise.per_pixel(0.5),
