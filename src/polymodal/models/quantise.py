@@ -12,10 +12,10 @@ and, in a network with at least POINTWISE_MIN ungrouped 1x1 convolutions (a CNN 
 EfficientNet-Lite0), puts the second half of those (graph order: the 14x14 and 7x7 stages at 224 px) in
 static QDQ int8 (per-output-channel 8-bit weights, uint8 activations with MinMax ranges from the calibration
 batches), which ONNX Runtime fuses into QLinearConv; the few of them whose int8 costs the most, measured one
-by one on the calibration batches as the parity gate compares, go back to fp32 until the rest hold (lite:
-15 of the 16 stay int8). Everything else stays fp32: attention's activation-by-activation products, norms,
-the stem, the depthwise and the early pointwise convolutions, a CLIP ViT's patch embedding. Which layers a
-network has decides the recipe, not its name.
+by one on the calibration batches as the parity gate compares, go back to fp32 until the rest hold (at
+most MAX_FP32_CONVS; lite loses one or two). Everything else stays fp32: attention's
+activation-by-activation products, norms, the stem, the depthwise and the early pointwise convolutions, a
+CLIP ViT's patch embedding. Which layers a network has decides the recipe, not its name.
 
 Why, measured on the real ``lite`` towers (benchmarks/int8_real.py has the table and RESULTS.md the run;
 cosines vs fp32 on 400 held-out ImageNet definitions and 140 views of the scikit-image/-learn photos):
@@ -44,8 +44,9 @@ cosines vs fp32 on 400 held-out ImageNet definitions and 140 views of the scikit
   0.6-0.7x.
 - EfficientNet-Lite0's int8 room is small: lite's image embedding is ConSE, the probability-weighted mean of
   the top-10 classes' text embeddings, and on a picture whose class probabilities are nearly tied (the
-  gate's synthetic pictures, textures among the photos) a perturbation that leaves the logits at cosine
-  0.9995 swaps the 10th class and moves the embedding by 0.005-0.01. Static QDQ of the convolutions,
+  gate's synthetic pictures, textures among the photos) a perturbation that barely moves the logits
+  swaps the 10th class and moves the embedding several times more (the table's logits and ConSE columns
+  side by side). Static QDQ of the convolutions,
   side by side in benchmarks/int8_real.py (calibrated on the runtime's 48 sample pictures; ConSE min
   cosine over 140 held-out photo views): all 49 convolutions 0.66 (logits 0.47), all but the first 15
   0.95, all 32 pointwise ones 0.63, the late pointwise half with the depthwise convolutions between them
@@ -65,9 +66,10 @@ cosines vs fp32 on 400 held-out ImageNet definitions and 140 views of the scikit
 - Static ranges make an image's output independent of its batch. A photo unlike the calibration pictures can
   clip at a range; the parity gate and the held-out photos are the check.
 
-Calibration only sets the SmoothQuant scales (per-channel maxima of each product's input); the int8 ranges
-are measured per token at run time, so an input unlike the calibration data is never clipped. With no
-calibration batches the smoothing is skipped (per-token int8 alone).
+For the matrix products calibration only sets the SmoothQuant scales (per-channel maxima of each product's
+input); their int8 ranges are measured per token at run time, so an input unlike the calibration data is
+never clipped. For the convolutions it sets the static ranges and chooses the layers. With no calibration
+batches the smoothing is skipped (per-token int8 alone) and the convolutions stay fp32.
 """
 
 from __future__ import annotations
