@@ -30,6 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "int8_real"
 sys.path.insert(0, str(HERE))
+import int8_pointwise  # noqa: E402 - a benchmark helper next to this file
 
 #: (photo file, a query that should find it first) over the photo set
 QUERIES = (
@@ -103,32 +104,54 @@ def _ort_dynamic(per_channel: bool) -> Callable[[Path, Path, str, list], None]:
     return run
 
 
-def _ort_static_convs(keep_fp32: int) -> Callable[[Path, Path, str, list], None]:
-    """Static QDQ int8 of the convolutions (per-channel, MinMax), the first ``keep_fp32`` left in fp32."""
+def _ort_static_convs(select: str, keep_fp32: int = 0, reduce_range: bool = False
+                      ) -> Callable[[Path, Path, str, list], None]:
+    """Static QDQ int8 (per-channel weights, MinMax activations) of the convolutions ``select`` names: "all",
+    "pointwise" (1x1), "late pointwise" (the recipe's: the second half of the 1x1 ones), or "late" (those and
+    every convolution after the first of them); the first ``keep_fp32`` of the chosen stay fp32."""
     def run(src: Path, dst: Path, network: str, calibration: list) -> None:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+        from polymodal.models.quantise import _late_pointwise_convs
+
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
-                self.items = iter(calibration)
+                self.items = iter([{k: v[i:i + 8] for k, v in b.items()} for b in calibration
+                                   for i in range(0, len(next(iter(b.values()))), 8)])
 
             def get_next(self) -> dict | None:
                 return next(self.items, None)
 
-        convs = [n.name for n in onnx.load(str(src)).graph.node if n.op_type in ("Conv", "Gemm")]
+        model = onnx.load(str(src))
+        convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+        late = _late_pointwise_convs(model)
+        pointwise = [n for n in convs if n in _pointwise_names(model)]
+        chosen = {"all": convs, "pointwise": pointwise, "late pointwise": late,
+                  "late": convs[convs.index(late[0]):]}[select][keep_fp32:]
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        op_types_to_quantize=["Conv", "Gemm"], activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=convs[:keep_fp32])
+                        reduce_range=reduce_range, op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_quantize=chosen)
     return run
+
+
+def _pointwise_names(model) -> set[str]:
+    from int8_pointwise import _pointwise
+
+    return {n.name for n in _pointwise(model)}
 
 
 def _recipe(use_calibration: bool) -> Callable[[Path, Path, str, list], None]:
     def run(src: Path, dst: Path, network: str, calibration: list) -> None:
         from polymodal.models.quantise import quantise
 
-        quantise(src, dst, network, calibration if use_calibration else [])
+        # compared as the runtime compares when it chooses the int8 convolutions: lite's ConSE embedding
+        quantise(src, dst, network, calibration if use_calibration else [], COMPARE.get(network))
     return run
+
+
+#: what each network's outputs are compared as (set in measure(): lite's ConSE for the image network)
+COMPARE: dict[str, Callable] = {}
 
 
 CANDIDATES: dict[str, dict[str, Callable[[Path, Path, str, list], None]]] = {
@@ -139,10 +162,16 @@ CANDIDATES: dict[str, dict[str, Callable[[Path, Path, str, list], None]]] = {
         "per-token int8 + SmoothQuant (recipe)": _recipe(True),
     },
     "image": {
-        "ort dynamic MatMul/Gemm (today)": _ort_dynamic(False),
-        "static QDQ convs, all": _ort_static_convs(0),
-        "static QDQ convs, first 15 fp32": _ort_static_convs(15),
-        "recipe (convs fp32, classifier per-token)": _recipe(True),
+        "ort dynamic MatMul/Gemm (before)": _ort_dynamic(False),
+        "static QDQ convs, all": _ort_static_convs("all"),
+        "static QDQ convs, all but the first 15": _ort_static_convs("all", keep_fp32=15),
+        "static QDQ 1x1 convs, all": _ort_static_convs("pointwise"),
+        "static QDQ late 1x1 + late depthwise": _ort_static_convs("late"),
+        "static QDQ late 1x1 (all 16)": _ort_static_convs("late pointwise"),
+        "static QDQ late 1x1, 7-bit weights": _ort_static_convs("late pointwise", reduce_range=True),
+        "per-pixel dynamic 1x1 convs, all": int8_pointwise.per_pixel(1.0),
+        "per-pixel dynamic 1x1 convs, late half": int8_pointwise.per_pixel(0.5),
+        "recipe (late 1x1 static int8 by sensitivity, classifier per-token)": _recipe(True),
     },
 }
 
@@ -176,6 +205,7 @@ def measure(threads: int) -> tuple[list[dict], dict]:
 
         return normalise(encoder.postprocess_image(logits))
 
+    COMPARE["image"] = encoder.postprocess_image
     ref = {"text": _session(fp32["text"], threads), "image": _session(fp32["image"], threads)}
     ref_text = run_text(ref["text"], data["sentences"])
     ref_views = run_image(ref["image"], data["views"])
