@@ -5,7 +5,7 @@
 The labelled set: the photos bundled with scikit-image and scikit-learn; each photo that shows one nameable
 thing is named by two or three queries (``LABELS``), and ``NOTHING`` holds queries that no photo shows. Every
 query is scored against every photo through the real search path's pieces: the model's embeddings, the
-query's scores on the visual background of ``polymodal.library.calibration``, z-scores and evidence as
+query's scores on the visual background of ``polymodal.models.calibration``, z-scores and evidence as
 ``relevance`` computes them. A (query, photo) pair is right when the photo is labelled with the query.
 
 It fits the logistic ``confidence = 1 / (1 + exp(-(SLOPE * evidence + OFFSET)))`` on all pairs, chooses the
@@ -67,7 +67,7 @@ def pairs(model: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.
     """(queries, photo names, cosines [q, p], evidence [q, p], right [q, p])."""
     import polymodal
     from polymodal.library import relevance as rel
-    from polymodal.library.calibration import reference_scores
+    from polymodal.models.calibration import reference_scores
 
     files = photos()
     enc = polymodal.load_model(model)

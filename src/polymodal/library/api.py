@@ -18,7 +18,6 @@ from typing import Any
 from polymodal.errors import InputError, ModelMismatchError, NotALibraryError
 from polymodal.library import duplicates as dup
 from polymodal.library import scancache, segments
-from polymodal.library.calibration import reference_scores
 from polymodal.library.ingest import Indexer, ProgressCallback, new_job_id, pid_alive
 from polymodal.library.media_ingest import MEDIA_EXTENSIONS, MediaOptions
 from polymodal.library.moment_search import has_moments, moment_search
@@ -31,6 +30,7 @@ from polymodal.library.search import Filters, hits_from_arrow, parse_date, run_s
 from polymodal.library.store import ANN_THRESHOLD, EDIT_WAIT, Store, sql_str, write_lock
 from polymodal.library.types import DuplicateGroup, Failure, Hit, IndexReport, JobInfo, Status
 from polymodal.models.base import Encoder
+from polymodal.models.calibration import reference_scores
 
 log = logging.getLogger("polymodal")
 

@@ -273,7 +273,7 @@ class BundleEncoder(Encoder):
         """The calibration backgrounds embedded at export, when they match today's definition."""
         if self._backgrounds is None:
             entry = self.meta.get("backgrounds")
-            from polymodal.library.calibration import BACKGROUND_VERSION
+            from polymodal.models.calibration import BACKGROUND_VERSION
 
             if not entry or entry.get("version") != BACKGROUND_VERSION:
                 return None

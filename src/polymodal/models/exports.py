@@ -205,7 +205,7 @@ def write_bundle(encoder: Encoder, out: Path, precision: str, networks: dict[str
         _write_json(stage / BUNDLE_FILE, meta)
         # The calibration backgrounds are embedded by the bundle itself, so a search with it matches a library
         # built with it to the last digit.
-        from polymodal.library.calibration import BACKGROUND_VERSION, compute_backgrounds
+        from polymodal.models.calibration import BACKGROUND_VERSION, compute_backgrounds
 
         bg = compute_backgrounds(BundleEncoder(stage, name=encoder.name, announce=False))
         import numpy as np
