@@ -229,3 +229,9 @@ class MediaTimeoutError(MediaDecodeError):
         super().__init__(source, f"{stage} took longer than the time limit of {limit:g} s and was stopped")
         self.limit = limit
         self.stage = stage
+
+
+class OcrError(PolymodalError):
+    """An OCR engine failed on a picture that decoded fine (the engine's own error, named with the input)."""
+
+    exit_code = 1

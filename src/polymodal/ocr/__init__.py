@@ -6,8 +6,9 @@ see docs/ocr.md. Importing this package loads no model and no numpy.
 
 from __future__ import annotations
 
+from polymodal.errors import OcrError
 from polymodal.ocr.api import MAX_LINES, read_text
-from polymodal.ocr.base import EngineBackend, OcrEngine, OcrError, load_engine, register_engine
+from polymodal.ocr.base import EngineBackend, OcrEngine, load_engine, register_engine
 from polymodal.ocr.types import EngineReading, OcrLine, OcrResult
 
 __all__ = ["MAX_LINES", "EngineBackend", "EngineReading", "OcrEngine", "OcrError", "OcrLine", "OcrResult",

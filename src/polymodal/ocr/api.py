@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from polymodal.errors import InputError, PolymodalError
+from polymodal.errors import InputError, OcrError, PolymodalError
 from polymodal.media.images import describe_input, load_image
-from polymodal.ocr.base import OcrEngine, OcrError, load_engine
+from polymodal.ocr.base import OcrEngine, load_engine
 from polymodal.ocr.layout import reading_order
 from polymodal.ocr.types import OcrResult
 

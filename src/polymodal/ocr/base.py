@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polymodal.errors import PolymodalError
 from polymodal.registry import Registry, Spec
 
 if TYPE_CHECKING:
@@ -24,12 +23,6 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "polymodal.ocr_engines"
 DEFAULT_ENGINE = "rapid"
-
-
-class OcrError(PolymodalError):
-    """An OCR engine failed on a picture that decoded fine (the engine's own error, named with the input)."""
-
-    exit_code = 1
 
 
 class OcrEngine(abc.ABC):
