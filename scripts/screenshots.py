@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # media_factory: the test videos
@@ -56,6 +57,16 @@ def index(folder: Path, library: Path) -> None:
                     "lite"], check=True, stdout=subprocess.DEVNULL)
 
 
+def search_shot(page: Any, address: str, out: Path) -> None:
+    """The page at a search's address, once its results are in (thumbnails given a moment to load)."""
+    from playwright.sync_api import expect
+
+    page.goto(address)
+    expect(page.locator("#search-status")).to_contain_text("results for")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screens")
@@ -86,10 +97,7 @@ def main() -> None:
                 shutil.copy(p, photos / p.name)
         index(photos, work / "lib")
         with serving(work / "lib") as url:
-            page.goto(url + "/?q=a+cup+of+coffee&all=1")
-            expect(page.locator("#search-status")).to_contain_text("results for")
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(args.out / "search-results.png"))
+            search_shot(page, url + "/?q=a+cup+of+coffee&all=1", args.out / "search-results.png")
             page.locator("#grid li.card img").first.click()
             expect(page.locator("#viewer")).to_be_visible()
             page.wait_for_timeout(500)
@@ -102,10 +110,7 @@ def main() -> None:
                    audio=audio)
         index(clips, work / "video-lib")
         with serving(work / "video-lib") as url:
-            page.goto(url + "/?q=the+train+to+london")
-            expect(page.locator("#search-status")).to_contain_text("results for")
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(args.out / "video-moment.png"))
+            search_shot(page, url + "/?q=the+train+to+london", args.out / "video-moment.png")
         browser.close()
     print("\n".join(str(p.relative_to(ROOT)) for p in sorted(args.out.glob("*.png"))))
 
