@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,38 @@ def read_file(raw: bytes) -> bytes:
         return read_bytes(raw.decode())  # an object in a bucket (s3://, gs://): see remote.py
     with open(raw, "rb") as fh:
         return fh.read()
+
+
+#: how often a file that changes while it is read is read again before it waits for the next run
+READ_TRIES = 3
+CHANGING = "it changed while being read (still being written?); the next index run reads it again"
+
+
+class _Changing(Exception):
+    """A local file's size or mtime moved while it was read: what was read may be half of it."""
+
+
+def _stamp(raw: bytes) -> tuple[int, int]:
+    st = os.stat(raw)
+    return st.st_size, st.st_mtime_ns
+
+
+def read_whole(f: FoundFile) -> tuple[bytes, FoundFile]:
+    """The file's bytes, read while it held still (its size and mtime the same before and after, and as long
+    as what was read), and the file as it was then: a file written meanwhile is read again, up to
+    ``READ_TRIES`` times, and never stored half-written. Raises _Changing if it never held still."""
+    if f.raw.startswith(REMOTE_PREFIXES):
+        return read_file(f.raw), f  # an object in a bucket is written whole (a PUT is atomic)
+    for attempt in range(READ_TRIES):
+        before = _stamp(f.raw)
+        data = read_file(f.raw)
+        after = _stamp(f.raw)
+        if before == after and len(data) == after[0]:
+            if after != (f.size, f.mtime_ns):  # changed since the scan, whole now: record it as it is
+                f = FoundFile(f.path, f.raw, after[0], after[1])
+            return data, f
+        time.sleep(0.2 * (attempt + 1))
+    raise _Changing()
 
 
 def _read_error(exc: OSError) -> str:
@@ -195,9 +228,12 @@ class Indexer:
         if media_kind(f.raw) is not None:
             return self._prepare_media(f, out)
         try:
-            data = read_file(f.raw)
+            data, out.file = read_whole(f)
         except OSError as exc:
             out.error = _read_error(exc)
+            return out
+        except _Changing:
+            out.error = CHANGING
             return out
         out.digest = content_hash(data)
         iid = item_id(out.digest)
@@ -228,7 +264,11 @@ class Indexer:
         from polymodal.library.media_ingest import analyse_media, file_hash
 
         try:
+            before = None if f.raw.startswith(REMOTE_PREFIXES) else _stamp(f.raw)
             out.digest = file_hash(f.raw)
+            if before is not None and (_stamp(f.raw) != before or before != (f.size, f.mtime_ns)):
+                out.error = CHANGING  # a video still being copied: read whole at the next run
+                return out
         except OSError as exc:
             out.error = _read_error(exc)
             return out
