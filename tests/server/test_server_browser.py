@@ -245,3 +245,38 @@ def test_dragging_a_box_in_the_viewer_searches_with_that_region(page):
     assert abs(box[0] - 150) <= 8 and abs(box[2] - 450) <= 8 and abs(box[1] - 80) <= 8 and abs(box[3] - 320) <= 8
     page.wait_for_selector("#grid li.card")
     assert page.locator("#grid li.card .path").first.inner_text() == "coffee.png"
+
+
+@pytest.mark.slow  # a tiny diffusers pipeline is built and run on the CPU
+def test_the_generate_view_makes_images(browser, served_library, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "generate"))  # tiny_pipeline
+    from server_helpers import LiveServer
+    from tiny_pipeline import make_tiny_sd
+
+    from polymodal.generation import load_generator
+    from polymodal.server import ServerConfig, create_app
+
+    lib, _ = served_library
+    generator = load_generator(f"diffusers:{make_tiny_sd(tmp_path / 'sd')}", device="cpu")
+    app = create_app(ServerConfig(library=lib.root), library=lib, generator=generator)
+    with LiveServer(app) as server:
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server.url + "/")
+        tab = pg.locator("#generate-tab")
+        expect(tab).to_be_visible()  # shown because a generator is configured
+        tab.click()
+        pg.fill("#g-prompt", "a red square")
+        pg.fill("#g-n", "2")
+        pg.locator("#generate-form button[type=submit]").click()
+        pg.wait_for_selector("#generate-result img", timeout=120_000)
+        images = pg.locator("#generate-result img")
+        assert images.count() == 2
+        assert images.first.get_attribute("src").startswith("data:image/png;base64,")
+        assert images.first.evaluate("img => img.naturalWidth") > 0
+        context.close()
+        assert not errors, errors
