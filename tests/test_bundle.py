@@ -311,14 +311,14 @@ def test_a_library_built_with_a_model_is_searched_with_its_bundle(lite_bundle, p
         shutil.copy(photos[n], folder / photos[n].name)
     lib = Library.open(tmp_path / "lib", model="lite")
     lib.add([folder])
-    want = [(h.path, h.score) for h in lib.search(text="a cat", k=3)]
+    want = [(h.path, h.score) for h in lib.search(text="a cat", k=3, floor=False)]
     assert lib.status().runtimes == {"image": "onnx-fp32", "text": "onnx-fp32"}
     fresh = Library.open(tmp_path / "lib")  # status of a library whose model is not loaded: from the cache
     assert fresh.status().runtimes == {"image": "onnx-fp32", "text": "onnx-fp32"} and fresh._encoder is None
     res = _cli("status", "--library", str(tmp_path / "lib"))
     assert "runtime   image onnx-fp32, text onnx-fp32" in res.stdout, res.stderr
     with_bundle = Library.open(tmp_path / "lib", model=str(lite_bundle))
-    got = [(h.path, h.score) for h in with_bundle.search(text="a cat", k=3)]
+    got = [(h.path, h.score) for h in with_bundle.search(text="a cat", k=3, floor=False)]
     assert [p for p, _ in got] == [p for p, _ in want]
     assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
 

@@ -64,7 +64,7 @@ def test_generate_table_and_add_to_library(tiny_sd: Path, tmp_path: Path,
     assert library.model == "lite"
     hit = library.get(saved)
     assert hit is not None
-    found = library.search(text="a blue coffee cup", k=5)
+    found = library.search(text="a blue coffee cup", k=5, floor=False)
     assert [Path(h.path).resolve() for h in found] == [Path(saved).resolve()]
 
 

@@ -70,7 +70,7 @@ def test_writers_are_serialised_and_readers_keep_answering(tmp_path, lite_encode
                 time.sleep(0.05)
             assert state["state"] == "failed" and "another polymodal process" in state["error"], state
             while writer.poll() is None:
-                r = client.get("/api/search", params={"q": "a colourful picture", "k": 200})
+                r = client.get("/api/search", params={"q": "a colourful picture", "k": 200, "all": "true"})
                 assert r.status_code == 200, r.text
                 hits = r.json()["hits"]
                 assert len({h["id"] for h in hits}) == len(hits)

@@ -59,12 +59,12 @@ def test_library_builds_the_index_past_its_threshold_and_keeps_finding_new_items
     lib.ann_threshold = 256
     report = lib.add([folder])
     assert report.index_built and lib.status().ann_index
-    top_ann = [h.id for h in lib.search("a colourful pattern", k=5)]
-    top_exact = [h.id for h in lib.search("a colourful pattern", k=5, exact=True)]
+    top_ann = [h.id for h in lib.search("a colourful pattern", k=5, floor=False)]
+    top_exact = [h.id for h in lib.search("a colourful pattern", k=5, exact=True, floor=False)]
     assert len(set(top_ann) & set(top_exact)) >= 4
     # Items added after the index was built are found too (LanceDB searches unindexed rows exactly, and
     # optimize() folds them into the index).
     shutil.copy(photo_sources()["cat"], folder / "cat.png")
     report = lib.add([folder])
     assert report.added == 1 and not report.index_built
-    assert lib.search("a cat", k=1)[0].path.endswith("cat.png")
+    assert lib.search("a cat", k=1, floor=False)[0].path.endswith("cat.png")

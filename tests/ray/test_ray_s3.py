@@ -129,8 +129,8 @@ def test_library_tables_in_a_bucket_with_float16_vectors(tmp_path, s3, bucket_se
     a, b = vectors(bucket_library), vectors(reopened)
     assert a.keys() == b.keys()
     assert max(float(np.abs(a[i] - b[i]).max()) for i in a) < 2e-3  # float16 rounding, no more
-    hits_a = [h.id for h in bucket_library.search(text="a cat", k=5)]
-    hits_b = [h.id for h in reopened.search(text="a cat", k=5)]
+    hits_a = [h.id for h in bucket_library.search(text="a cat", k=5, floor=False)]
+    hits_b = [h.id for h in reopened.search(text="a cat", k=5, floor=False)]
     assert hits_a[:3] == hits_b[:3]
     with pytest.raises(InputError, match="vector type is chosen when a library is created"):
         Library.open(root, vector_type="float32")

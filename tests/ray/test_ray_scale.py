@@ -21,7 +21,7 @@ def test_ann_build_reports_phases_on_a_float16_library(tmp_path, photos, lite_en
     assert phases[0] == ("building", 0.0) and phases[-1][0] == "built"
     assert all(b[1] >= a[1] for a, b in pairwise(phases))  # elapsed time only grows
 
-    ann = lib.search(text="a cat", k=5)
-    exact = lib.search(text="a cat", k=5, exact=True)
+    ann = lib.search(text="a cat", k=5, floor=False)
+    exact = lib.search(text="a cat", k=5, exact=True, floor=False)
     assert [h.id for h in ann] == [h.id for h in exact]
     assert abs(ann[0].score - exact[0].score) < 1e-6
