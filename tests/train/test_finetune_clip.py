@@ -65,7 +65,7 @@ def test_a_finetuned_model_indexes_and_searches_a_library(tuned, shape_pairs, tm
     capsys.readouterr()
     found = 0
     for query in ("a blue cross", "a red dot", "a yellow stripe", "a green square"):
-        assert main(["search", query, "--library", str(library), "--json", "-k", "1"]) == 0
+        assert main(["search", query, "--library", str(library), "--json", "-k", "1", "--all"]) == 0
         hits = json.loads(capsys.readouterr()[0])
         found += Path(hits[0]["path"]).name == query[2:].replace(" ", "-") + "-0.png"
     assert found >= 3
