@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class BaselineResult:
     test: Metrics
     val: Metrics
     seconds: float  # fitting time
+    model: Any = None  # the fitted scikit-learn pipeline (takes ``pooled_matrix`` rows)
 
 
 def pooled_matrix(fs: FeatureSet) -> np.ndarray:
@@ -59,4 +61,4 @@ def fit_baseline(kind: str, train: FeatureSet, val: FeatureSet, test: FeatureSet
     seconds = time.perf_counter() - start
     scores = [classification_metrics(s.labels, model.predict(pooled_matrix(s)), classes)  # type: ignore[arg-type]
               for s in (test, val)]
-    return BaselineResult(kind, scores[0], scores[1], seconds)
+    return BaselineResult(kind, scores[0], scores[1], seconds, model)

@@ -199,15 +199,16 @@ class ClipExtractor(Extractor):
             lengths = mask.sum(1) if mask is not None else [hidden.shape[1]] * len(values)
             return [Extracted(p, h[: min(int(n), MAX_TEXT_TOKENS)].astype(np.float16))
                     for p, h, n in zip(pooled, hidden, lengths)]
-        images = self.decode(values)
-        pooled = self.encoder.encode_images(images)
         if not tokens:
-            return [Extracted(p) for p in pooled]
+            return [Extracted(p) for p in self.encoder.encode_images(values)]
+        images = self.decode(values)
         pixels = np.stack([np.asarray(enc.preprocess_image(im), dtype=np.float32) for im in images])
         with torch.inference_mode():
-            hidden = model.vision_model(pixel_values=torch.from_numpy(pixels).to(enc.device)).last_hidden_state
-        patches = hidden[:, 1:].float().cpu().numpy()  # drop the class token: it is the pooled summary
-        return [Extracted(p, t.astype(np.float16)) for p, t in zip(pooled, patches)]
+            out = model.vision_model(pixel_values=torch.from_numpy(pixels).to(enc.device))
+            # One pass gives both: CLIP's image embedding is the projected, normalised pooled class token.
+            emb = torch.nn.functional.normalize(model.visual_projection(out.pooler_output), dim=-1)
+        patches = out.last_hidden_state[:, 1:].float().cpu().numpy()  # the class token is the pooled summary
+        return [Extracted(p, t.astype(np.float16)) for p, t in zip(emb.float().cpu().numpy(), patches)]
 
 
 #: backend test -> extractor factory; first match wins (a plugin may insert its own in front)

@@ -6,6 +6,7 @@ the frozen encoder g (cached), split, train the fusion f, evaluate on the held-o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class StrategyResult:
     epochs_run: int
     history: list[EpochRecord]
     checkpoint: Path
+    seconds: float = 0.0  # training time
 
 
 @dataclass
@@ -183,8 +185,10 @@ def train_fusion(
         epoch_cb = None if on_epoch is None else (lambda e, n, r, k=kind: on_epoch(k, e, n, r))
         # With --compare, a strategy that had finished before the interruption has no state left; training
         # it again is deterministic and gives the checkpoint it already had.
+        started = time.perf_counter()
         fitted = fit(config, train, val, options.train, classes=classes, on_epoch=epoch_cb,
                      state_dir=out / STATE_DIR, resume=options.resume and (out / STATE_DIR).exists())
+        seconds = time.perf_counter() - started
         test_m = evaluate(fitted.model, test, classes, options.train.device)
         val_m = evaluate(fitted.model, val, classes, options.train.device)
         save_checkpoint(out, fitted.model, FusionCheckpoint(
@@ -192,7 +196,8 @@ def train_fusion(
             {"spec": spec, "backend": encoder.info.backend, "dim": encoder.dim, "features": feature_info},
             {"test": test_m.to_dict(), "val": val_m.to_dict(), "best_epoch": fitted.best_epoch},
             [asdict(h) for h in fitted.history]))
-        results[kind] = StrategyResult(kind, test_m, val_m, fitted.best_epoch, len(fitted.history), fitted.history, out)
+        results[kind] = StrategyResult(kind, test_m, val_m, fitted.best_epoch, len(fitted.history), fitted.history,
+                                       out, seconds)
     report = TrainReport(results, classes, fs.modalities, {k: len(v) for k, v in splits.items()}, stats,
                          ds.skipped, spec, features={"extractor": extractor.name, "describe": extractor.describe(),
                                                      "dims": list(fs.dims)}, notes=list(fs.notes))
