@@ -126,3 +126,27 @@ def test_a_modality_without_tokens_falls_back_to_pooled_with_a_note(tiny_clip, t
     assert fs.tokens == [None, None]
     assert any("image" in n and "pooled" in n for n in fs.notes), fs.notes
     assert Extracted(np.zeros(2)).tokens is None
+
+
+def test_a_torch_clip_gives_patch_tokens_on_their_grid_and_its_own_embedding(tiny_clip, tmp_path) -> None:
+    from shapes import draw
+
+    from polymodal.fusion.data import Row
+    from polymodal.fusion.features import FeatureCache, encode_rows
+    from polymodal.models import load_model
+
+    encoder = load_model(str(tiny_clip), runtime="torch")
+    for i, colour in enumerate(("red", "blue")):
+        draw(colour, "square", np.random.default_rng(i)).save(tmp_path / f"{i}.png")
+    rows = [Row(i + 1, {"image": str(tmp_path / f"{i}.png"), "text": t}, "x", None)
+            for i, t in enumerate(("a red square", "a blue square with a longer caption"))]
+    fs, _, _, _ = encode_rows(rows, ("image", "text"), encoder, tokens=True, cache=FeatureCache(encoder, tmp_path))
+    image, text = fs.tokens  # type: ignore[misc]
+    assert image is not None and text is not None and not fs.notes
+    vision = encoder.model.config.vision_config
+    side = vision.image_size // vision.patch_size
+    assert image.layout.grid == (side, side) and image.values.shape == (2, side * side, vision.hidden_size)
+    assert text.valid.sum(1).tolist()[0] < text.valid.sum(1).tolist()[1]  # the longer caption has more tokens
+    # The pooled image feature from the token pass is the encoder's own embedding.
+    np.testing.assert_allclose(fs.features[0], encoder.encode_images([str(tmp_path / "0.png"),
+                                                                      str(tmp_path / "1.png")]), atol=1e-5)
