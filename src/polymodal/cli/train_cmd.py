@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", default="fusion-model", metavar="DIR",
                    help="checkpoint directory (with --compare: one subdirectory per fusion + the plot)")
     p.add_argument("--epochs", type=int, default=200, help="at most this many epochs (default 200)")
-    p.add_argument("--patience", type=int, default=20, help="early stopping: epochs without improvement (20)")
+    p.add_argument("--patience", type=int, default=40, help="early stopping: epochs without improvement (40)")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (AdamW, default 2e-3)")
     p.add_argument("--train-batch", type=int, default=64, metavar="N", help="rows per training step (64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling (0)")
