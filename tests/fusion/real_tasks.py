@@ -4,8 +4,8 @@
   agreement carries the label, so late fusion cannot see it.
 - ``relation``: a red and a blue shape side by side and the claim "the red shape is left of the blue one";
   label = whether it is true. Mean-pooled features have lost where things are; tokens with positions have not.
-- ``evidence``: the colour task's pictures labelled with their colour, and a sentence naming the colour right
-  80% of the time: two independent sources of evidence, for a modality missing at test time.
+- ``evidence``: the colour task's pictures and a sentence naming the label, a colour the picture shows 96%
+  of the time: two independent sources of evidence, for a modality missing at test time.
 
 Every task has fixed splits (``TRAIN``/``VAL``/``TEST`` rows), and the same seed draws the same pictures, so a
 second run hits the feature cache.
@@ -67,9 +67,9 @@ def make_tasks(root: Path, seed: int = 0) -> dict[str, Path]:
         said = colour if agree else names[(names.index(colour) + 1 + int(rng.integers(4))) % 5]
         colour_rows.append({"image": name, "text": f"a {said} {kind}", "label": "yes" if agree else "no",
                             "split": _split(i)})
-        right = rng.random() < 0.8
-        said = colour if right else names[(names.index(colour) + 1 + int(rng.integers(4))) % 5]
-        evidence_rows.append({"image": name, "text": f"something {said}", "label": colour, "split": _split(i)})
+        if rng.random() >= 0.8:  # draws of the task's first version, kept so the pictures after them stay put
+            rng.integers(4)
+        evidence_rows.append({"image": name, "colour": colour, "split": _split(i)})
 
         img, d = _canvas()
         red_left = bool(rng.integers(2))
@@ -83,6 +83,13 @@ def make_tasks(root: Path, seed: int = 0) -> dict[str, Path]:
         img.save(root / name)
         relation_rows.append({"image": name, "text": CLAIM, "label": "true" if red_left else "false",
                               "split": _split(i)})
+    # Evidence: the text always names the label; the picture shows it 96% of the time (another colour
+    # otherwise). Late fusion's image head stands alone; early fusion learns to lean on the sure text.
+    ev = np.random.default_rng(seed + 1)
+    for row in evidence_rows:
+        colour = str(row.pop("colour"))
+        label = colour if ev.random() < 0.96 else names[(names.index(colour) + 1 + int(ev.integers(4))) % 5]
+        row.update(text=f"something {label}", label=label)
     return {"colour": _write(root / "colour.jsonl", colour_rows),
             "evidence": _write(root / "evidence.jsonl", evidence_rows),
             "relation": _write(root / "relation.jsonl", relation_rows)}
