@@ -157,9 +157,10 @@ def main() -> None:
 
         body = (f"Fusion on rendered pictures ({TRAIN} train / {VAL} validation / {TEST} test rows per task, "
                 "library defaults, seed 0). colour = does the sentence name the shape's colour; relation = is "
-                "the red shape left of the blue one; evidence = the colour, from the picture and a sentence right "
-                "80% of the time. \"text missing\" scores the same model on the test rows with the text masked "
-                "(the baselines see zeros and the presence flag).\n\n" + text)
+                "the red shape left of the blue one; evidence = a colour, named by the sentence and shown by the "
+                "picture 96% of the time. \"text missing\" scores the same model on the test rows with the text masked "
+                "(the baselines see zeros and the presence flag). Peak MB is resident memory above the level before "
+                "that method trained, so memory freed by the method before it and reused reads as ~0.\n\n" + text)
         write_section(HERE / "RESULTS.md", "fusion_tasks",
                       "## Fusion on real encoders (benchmarks/fusion_tasks.py)\n\n" + body, load_before=load_before)
 
