@@ -12,10 +12,13 @@ from polymodal.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # The defaults live in one place (fusion.pipeline / fusion.trainer, chosen by measurement: docs/fusion.md);
+    # written out here only because importing them would import torch for `polymodal --help`.
     p = sub.add_parser(
         "train", help="train early/late/hybrid fusion classifiers on your data",
         description="Train a fusion classifier on rows with image/text fields and a label, on frozen encoder "
-        "features (cached on disk). --compare trains several and plots their validation curves.")
+        "features (cached on disk). --compare trains several, fits two scikit-learn baselines "
+        "(baseline_logreg, baseline_mlp) on the same pooled features, and plots the validation curves.")
     p.add_argument("--data", required=True, metavar="DATA", help="JSONL or CSV rows: image, text, label[, split, id]")
     p.add_argument("--fusion", default="early", help="early (default), late or hybrid")
     p.add_argument("--compare", metavar="KINDS", help="train several and compare, e.g. early,late,hybrid")
@@ -23,13 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", default="fusion-model", metavar="DIR",
                    help="checkpoint directory (with --compare: one subdirectory per fusion + the plot)")
     p.add_argument("--epochs", type=int, default=200, help="at most this many epochs (default 200)")
-    p.add_argument("--patience", type=int, default=20, help="early stopping: epochs without improvement (20)")
+    p.add_argument("--patience", type=int, default=40, help="early stopping: epochs without improvement (40)")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (AdamW, default 2e-3)")
     p.add_argument("--train-batch", type=int, default=64, metavar="N", help="rows per training step (64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling (0)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation share without a split field")
     p.add_argument("--test-fraction", type=float, default=0.15, help="test share without a split field")
-    p.add_argument("--hidden", type=int, default=128, help="shared width of the fusion module (128)")
+    p.add_argument("--hidden", type=int, default=64, help="shared width of the fusion module (64)")
     p.add_argument("--combine", default="concat", help="early fusion join: concat, product or gated")
     p.add_argument("--joint", default="mlp", help="early fusion joint model: mlp or transformer")
     p.add_argument("--head-combine", default="mean", help="late/hybrid heads: mean, weighted or poe")
@@ -105,23 +108,29 @@ def run_train(args: argparse.Namespace) -> int:
         close()
     for bad in report.skipped:
         _note(f"skipped: {bad.reason}")
+    for note in report.notes:
+        _note(note)
     if args.json:
         print_json(report.summary())
         return 0
     s = report.splits
     print(f"{sum(s.values())} rows ({s['train']} train, {s['val']} val, {s['test']} test), "
           f"modalities: {', '.join(report.modalities)}, classes: {len(report.classes)}, encoder: {report.encoder}")
-    print(f"features: {report.cache.encoded} encoded, {report.cache.cached} from the cache")
+    print(f"features: {report.cache.encoded} encoded, {report.cache.cached} from the cache "
+          f"({report.features.get('describe', '')})")
     for kind, r in report.results.items():
         print(f"\n{kind} fusion: test accuracy {r.test.accuracy:.3f}, macro-F1 {r.test.macro_f1:.3f} "
               f"(best epoch {r.best_epoch} of {r.epochs_run}); saved to {r.checkpoint}")
         print_table([[c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
                      for c in r.test.per_class], ["CLASS", "PRECISION", "RECALL", "F1", "SUPPORT"])
-    if len(report.results) > 1:
+    if len(report.results) > 1 or report.baselines:
         print()
-        print_table([[k, f"{r.test.accuracy:.3f}", f"{r.test.macro_f1:.3f}", f"{r.val.accuracy:.3f}",
-                      str(r.best_epoch)] for k, r in report.results.items()],
-                    ["FUSION", "TEST_ACC", "TEST_MACRO_F1", "VAL_ACC", "BEST_EPOCH"])
+        table = [[k, f"{r.test.accuracy:.3f}", f"{r.test.macro_f1:.3f}", f"{r.val.accuracy:.3f}",
+                  str(r.best_epoch)] for k, r in report.results.items()]
+        table += [[k, f"{b.test.accuracy:.3f}", f"{b.test.macro_f1:.3f}", f"{b.val.accuracy:.3f}", "-"]
+                  for k, b in report.baselines.items()]
+        print_table(table, ["FUSION", "TEST_ACC", "TEST_MACRO_F1", "VAL_ACC", "BEST_EPOCH"])
+    if len(report.results) > 1:
         best = max(report.results.values(), key=lambda r: (r.val.macro_f1, r.val.accuracy))
         print(f"\nbest on validation: {best.kind}; validation curves: {report.plot}")
     return 0

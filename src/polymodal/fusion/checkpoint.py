@@ -16,7 +16,8 @@ from polymodal.errors import CheckpointError
 from polymodal.fusion.modules import FusionConfig, FusionModel
 
 FORMAT = "polymodal-fusion"
-VERSION = 1
+#: 2: pooled inputs standardised inside the model, features recorded, hybrid fusion over tokens
+VERSION = 2
 CONFIG_FILE = "fusion.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -29,6 +30,11 @@ class FusionCheckpoint:
     encoder: dict[str, Any]  # {"spec", "backend", "dim"} of the frozen encoder
     metrics: dict[str, Any] = field(default_factory=dict)  # test/validation metrics at save time
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation curve
+
+    @property
+    def features(self) -> dict[str, Any]:
+        """{"extractor", "kind": "pooled" | "tokens", "dims"}; a version-1 checkpoint had plain embeddings."""
+        return dict(self.encoder.get("features") or {"extractor": "embedding", "kind": "pooled"})
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "fusion": self.config.to_dict(), "classes": self.classes,
@@ -73,7 +79,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[FusionModel,
         ckpt = FusionCheckpoint(config, list(data["classes"]), str(data["target"]), dict(data["encoder"]),
                                 dict(data.get("metrics", {})), list(data.get("history", [])))
         model = build_fusion(config)
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS_FILE)), strict=False)
+        # Version 1 had no input statistics: its inputs were used as they came, which the defaults reproduce.
+        extra = [k for k in missing if not k.startswith(("in_mean", "in_std"))] + list(unexpected)
+        if extra or (missing and int(data.get("version", 1)) >= 2):
+            raise RuntimeError(f"weights do not match the {config.kind} fusion: {', '.join((extra or missing)[:4])}")
     except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as exc:
         raise CheckpointError(f"checkpoint {path} is damaged or incomplete: {exc}") from None
     return model.to(device).eval(), ckpt

@@ -1,8 +1,13 @@
-"""Frozen-encoder features of dataset rows, cached on disk by (model, content hash).
+"""Frozen-encoder features of dataset rows, cached on disk by (model, extractor, content hash).
 
-The encoders are frozen during fusion training, so a feature depends only on the model and the bytes of
-the input; caching on exactly that key makes a second run (another fusion, another seed, ``--compare``)
-skip encoding entirely, and makes a renamed file a cache hit while an edited one is a miss.
+The encoders are frozen during fusion training, so a feature depends only on the model, the extractor
+(``fusion.extract``) and the bytes of the input; caching on exactly that key makes a second run (another
+fusion, another seed, ``--compare``) skip encoding entirely, and makes a renamed file a cache hit while an
+edited one is a miss.
+
+Token sequences are large (lite: 49 x 1280 per image), so they are cached as float16 and gathered for a data
+set into one memory-mapped float16 array that the trainer reads a batch at a time: thousands of rows never
+have to fit in memory at once.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +23,7 @@ import numpy as np
 
 from polymodal.errors import ImageDecodeError, InputError, MediaDecodeError
 from polymodal.fusion.data import BadRow, Row
+from polymodal.fusion.extract import Extracted, Extractor, TokenLayout, extractor_for
 
 if TYPE_CHECKING:
     from polymodal.models.base import Encoder
@@ -26,13 +32,44 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass
+class TokenSeq:
+    """One modality's tokens for a set of rows, read lazily: ``values`` may be a float16 memory map.
+
+    Row i of the set is ``values[rows[i]]``; a subset only re-indexes ``rows``, so splitting a memory-mapped
+    set into train/val/test copies nothing.
+    """
+
+    values: np.ndarray  # (R, T, D) float16
+    valid: np.ndarray  # (R, T) bool: real tokens (a shorter text is padded)
+    layout: TokenLayout
+    rows: np.ndarray  # (N,) int64 indices into values
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def subset(self, idx: np.ndarray) -> TokenSeq:
+        return TokenSeq(self.values, self.valid, self.layout, self.rows[idx])
+
+    def batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (B, T, D) tokens and their (B, T) validity for rows ``idx`` of this set."""
+        r = self.rows[np.asarray(idx, dtype=np.int64)]
+        order = np.argsort(r, kind="stable")  # a memory map reads fastest in file order
+        vals = np.empty((len(r), *self.values.shape[1:]), dtype=np.float32)
+        vals[order] = self.values[r[order]]
+        return vals, self.valid[r]
+
+
+@dataclass
 class FeatureSet:
-    """Features of N rows: one (N, D_m) array per modality (zeros where missing) and the presence mask."""
+    """Features of N rows: one pooled (N, D_m) array per modality (zeros where missing), the presence mask,
+    and, for feature kind "tokens", each modality's token sequence (None where its encoder has none)."""
 
     modalities: tuple[str, ...]
     features: list[np.ndarray]
     present: np.ndarray  # (N, M) bool
     labels: np.ndarray | None = None  # (N,) int64 class indices, when known
+    tokens: list[TokenSeq | None] | None = None  # per modality, for feature kind "tokens"
+    notes: list[str] = field(default_factory=list)  # e.g. a modality that fell back to its pooled feature
 
     def __len__(self) -> int:
         return int(self.present.shape[0])
@@ -41,10 +78,16 @@ class FeatureSet:
     def dims(self) -> tuple[int, ...]:
         return tuple(int(f.shape[1]) for f in self.features)
 
+    @property
+    def token_layouts(self) -> tuple[TokenLayout | None, ...]:
+        return tuple(t.layout if t is not None else None for t in self.tokens or [])
+
     def subset(self, idx: np.ndarray | list[int]) -> FeatureSet:
         idx = np.asarray(idx, dtype=np.int64)
         labels = None if self.labels is None else self.labels[idx]
-        return FeatureSet(self.modalities, [f[idx] for f in self.features], self.present[idx], labels)
+        tokens = None if self.tokens is None else [t.subset(idx) if t is not None else None for t in self.tokens]
+        return FeatureSet(self.modalities, [f[idx] for f in self.features], self.present[idx], labels, tokens,
+                          self.notes)
 
     def without(self, modality: str) -> FeatureSet:
         """The same rows with one modality missing everywhere (to test what masking does)."""
@@ -52,7 +95,7 @@ class FeatureSet:
         feats = [np.zeros_like(f) if i == m else f for i, f in enumerate(self.features)]
         present = self.present.copy()
         present[:, m] = False
-        return FeatureSet(self.modalities, feats, present, self.labels)
+        return FeatureSet(self.modalities, feats, present, self.labels, self.tokens, self.notes)
 
 
 @dataclass(frozen=True)
@@ -87,36 +130,57 @@ def content_hash(modality: str, value: str) -> str:
 
 
 class FeatureCache:
-    """One .npy per (model, input) under ``<cache>/features/<model key>/``; writes are atomic renames."""
+    """One .npy per (model, extractor, input) under ``<cache>/features/<model key>/[<extractor>/]``; writes are
+    atomic renames. Tokens sit beside the pooled feature as float16 (``<key>.tok.npy``)."""
 
-    def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
+    def __init__(self, encoder: Encoder, root: Path | None = None, extractor: Extractor | None = None) -> None:
         from polymodal.paths import cache_dir
 
-        self.dir = (root or cache_dir() / "features") / model_key(encoder)
-        self.dim = encoder.dim
+        self.extractor = extractor or extractor_for(encoder)
+        base = (root or cache_dir() / "features") / model_key(encoder)
+        # The plain embeddings keep the directory they always had, so caches made before extractors still hit.
+        self.dir = base if self.extractor.name == "embedding" else base / self.extractor.name
 
-    def _path(self, key: str) -> Path:
-        return self.dir / key[:2] / f"{key}.npy"
+    def _path(self, key: str, suffix: str = "") -> Path:
+        return self.dir / key[:2] / f"{key}{suffix}.npy"
 
-    def get(self, key: str) -> np.ndarray | None:
-        p = self._path(key)
+    def get(self, key: str, dim: int) -> np.ndarray | None:
+        v = self._load(self._path(key))
+        return v.astype(np.float32) if v is not None and v.shape == (dim,) else None
+
+    def has_tokens(self, key: str) -> bool:
+        return self._path(key, ".tok").is_file()
+
+    def get_tokens(self, key: str, layout: TokenLayout) -> np.ndarray | None:
+        v = self._load(self._path(key, ".tok"))
+        if v is None or v.ndim != 2 or v.shape[1] != layout.dim or not 0 < v.shape[0] <= layout.count:
+            return None  # a damaged or foreign entry is recomputed
+        return v
+
+    @staticmethod
+    def _load(p: Path) -> np.ndarray | None:
         if not p.is_file():
             return None
         try:
-            v = np.load(p, allow_pickle=False)
+            return np.load(p, allow_pickle=False)
         except (OSError, ValueError):
             return None  # a damaged entry is recomputed
-        return v.astype(np.float32) if v.shape == (self.dim,) else None
 
-    def put(self, key: str, vec: np.ndarray) -> None:
-        p = self._path(key)
+    def put(self, key: str, features: Extracted) -> bool:
+        """Store one input's features; False when the cache cannot be written (it only costs time)."""
+        items = [("", np.asarray(features.pooled, dtype=np.float32))]
+        if features.tokens is not None:
+            items.append((".tok", np.asarray(features.tokens, dtype=np.float16)))
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, np.asarray(vec, dtype=np.float32))
-            tmp.replace(p)
+            for suffix, arr in items:
+                p = self._path(key, suffix)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, arr)
+                tmp.replace(p)
         except OSError:
-            pass  # a read-only cache only costs time
+            return False
+        return True
 
 
 def encode_rows(
@@ -128,12 +192,22 @@ def encode_rows(
     progress: Progress | None = None,
     cache: FeatureCache | None = None,
     source: str = "the data",
+    tokens: bool = False,
 ) -> tuple[FeatureSet, CacheStats, list[int], list[BadRow]]:
-    """Features for ``rows``; returns them with cache stats, the indices of the rows kept, and bad rows."""
+    """Features for ``rows``; returns them with cache stats, the indices of the rows kept, and bad rows.
+
+    ``tokens``: also gather each modality's token sequence (feature kind "tokens"), where the extractor has
+    one; a modality without tokens falls back to its pooled feature, with a note in ``FeatureSet.notes``.
+    """
     cache = cache or FeatureCache(encoder)
-    n, dim = len(rows), encoder.dim
-    feats = [np.zeros((n, dim), dtype=np.float32) for _ in modalities]
+    ex = cache.extractor
+    n = len(rows)
+    dims = [ex.pooled_dim(m) for m in modalities]
+    layouts = [ex.token_layout(m) if tokens else None for m in modalities]
+    feats = [np.zeros((n, d), dtype=np.float32) for d in dims]
     present = np.zeros((n, len(modalities)), dtype=bool)
+    keys: list[list[str | None]] = [[None] * n for _ in modalities]
+    fresh: dict[str, np.ndarray] = {}  # tokens the cache could not store, kept for this run
     todo: dict[str, list[tuple[int, str, str]]] = {m: [] for m in modalities}  # (row index, value, hash)
     bad: dict[int, str] = {}
     cached = 0
@@ -141,17 +215,19 @@ def encode_rows(
         for m, value in row.values.items():
             if m not in modalities:
                 continue
+            j = modalities.index(m)
             try:
                 key = content_hash(m, value)
             except OSError as exc:
                 bad[i] = f"line {row.line} of {source}: cannot read {m} file {value}: {exc.strerror}"
                 continue
-            hit = cache.get(key)
-            if hit is None:
+            hit = cache.get(key, dims[j])
+            if hit is None or (layouts[j] is not None and not cache.has_tokens(key)):
                 todo[m].append((i, value, key))
             else:
-                feats[modalities.index(m)][i] = hit
-                present[i, modalities.index(m)] = True
+                feats[j][i] = hit
+                present[i, j] = True
+                keys[j][i] = key
                 cached += 1
     total = sum(len(v) for v in todo.values())
     done = 0
@@ -160,13 +236,15 @@ def encode_rows(
         step = max(1, encoder.batch_size)
         for start in range(0, len(items), step):
             chunk = items[start : start + step]
-            vecs = _encode_chunk(encoder, m, chunk, rows, bad, skip_bad, source)
-            for (i, _, key), vec in zip(chunk, vecs):
-                if vec is None:
+            outs = _encode_chunk(ex, m, chunk, rows, bad, skip_bad, source, layouts[j] is not None)
+            for (i, _, key), out in zip(chunk, outs):
+                if out is None:
                     continue
-                feats[j][i] = vec
+                feats[j][i] = out.pooled
                 present[i, j] = True
-                cache.put(key, vec)
+                keys[j][i] = key
+                if not cache.put(key, out) and out.tokens is not None:
+                    fresh[key] = out.tokens
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
@@ -175,25 +253,88 @@ def encode_rows(
         raise InputError(bad[first])
     kept = [i for i in range(n) if i not in bad]
     fs = FeatureSet(modalities, [f[kept] for f in feats], present[kept])
+    if tokens:
+        fs.tokens = []
+        for j, m in enumerate(modalities):
+            layout = layouts[j]
+            if layout is None:
+                fs.tokens.append(None)
+                if present[kept, j].any():
+                    fs.notes.append(f"{m}: {ex.describe().split(':')[0]} gives no tokens for {m}; hybrid fusion "
+                                    "uses its pooled feature")
+                continue
+            fs.tokens.append(gather_tokens(cache, [keys[j][i] for i in kept], layout, fresh))
     bad_rows = [BadRow(rows[i].line, reason) for i, reason in sorted(bad.items())]
     return fs, CacheStats(encoded=total, cached=cached), kept, bad_rows
 
 
+def gather_tokens(cache: FeatureCache, keys: list[str | None], layout: TokenLayout,
+                  fresh: dict[str, np.ndarray] | None = None) -> TokenSeq:
+    """The tokens of these inputs (None: missing) as one float16 memory map, written once per set of inputs.
+
+    Rows are copied in one at a time, so memory holds one row, not the set; the map lives under the cache's
+    ``sets/`` keyed by the inputs, so another run on the same data reads it without copying anything.
+    """
+    fresh = fresh or {}
+    n, width = len(keys), layout.count
+    digest = hashlib.sha256(("|".join(k or "-" for k in keys) + f"|{layout}").encode()).hexdigest()[:24]
+    path = cache.dir / "sets" / f"{digest}.npy"
+    vpath = path.with_name(f"{digest}.valid.npy")
+    expected = (n, width, layout.dim)
+    try:
+        values = np.load(path, mmap_mode="r", allow_pickle=False)
+        valid = np.load(vpath, allow_pickle=False)
+        if values.shape == expected and valid.shape == (n, width) and values.dtype == np.float16:
+            return TokenSeq(values, valid, layout, np.arange(n, dtype=np.int64))
+    except (OSError, ValueError):
+        pass  # absent or damaged: written below
+    valid = np.zeros((n, width), dtype=bool)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{digest}.{os.getpid()}.tmp.npy")
+        out: np.ndarray = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=expected)
+    except OSError:
+        tmp, out = None, np.zeros(expected, dtype=np.float16)  # a read-only cache: in memory, this run only
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        t = fresh.get(key)
+        if t is None:
+            t = cache.get_tokens(key, layout)
+        if t is None:
+            raise InputError(f"the cached tokens of an input vanished from {cache.dir}; run again")
+        out[i, : len(t)] = t
+        valid[i, : len(t)] = True
+    if tmp is None:
+        return TokenSeq(out, valid, layout, np.arange(n, dtype=np.int64))
+    assert isinstance(out, np.memmap)
+    out.flush()
+    del out
+    tmp.replace(path)
+    vtmp = vpath.with_name(f"{digest}.valid.{os.getpid()}.tmp.npy")
+    np.save(vtmp, valid)
+    vtmp.replace(vpath)
+    return TokenSeq(np.load(path, mmap_mode="r", allow_pickle=False), valid, layout, np.arange(n, dtype=np.int64))
+
+
 def _encode_chunk(
-    encoder: Encoder,
+    ex: Extractor,
     modality: str,
     chunk: list[tuple[int, str, str]],
     rows: list[Row],
     bad: dict[int, str],
     skip_bad: bool,
     source: str,
-) -> list[np.ndarray | None]:
+    tokens: bool,
+) -> list[Extracted | None]:
+    encoder = ex.encoder
     values = [v for _, v, _ in chunk]
     if modality in ("video", "audio"):
-        out_media: list[np.ndarray | None] = []
+        out_media: list[Extracted | None] = []
         for i, v, _ in chunk:  # one file at a time: each is decoded in its own time-limited child process
             try:
-                out_media.append(media_feature(encoder, modality, v))
+                vec = media_feature(encoder, modality, v)
+                out_media.append(None if vec is None else Extracted(vec))
             except MediaDecodeError as exc:
                 if not skip_bad:
                     raise InputError(f"line {rows[i].line} of {source}: {exc}") from None
@@ -202,17 +343,17 @@ def _encode_chunk(
         return out_media
     if modality == "text":
         # Training texts are cut to the model's context, as in CLIP's own training, rather than failing.
-        return list(encoder.encode_texts(values, truncate=True))
+        return list(ex.extract("text", values, tokens))
     try:
-        return list(encoder.encode_images(values))
+        return list(ex.extract(modality, values, tokens))
     except ImageDecodeError as exc:
         if not skip_bad:
             line = next((rows[i].line for i, v, _ in chunk if v == exc.source), rows[chunk[0][0]].line)
             raise InputError(f"line {line} of {source}: {exc}") from None
-    out: list[np.ndarray | None] = []
+    out: list[Extracted | None] = []
     for i, v, _ in chunk:  # find the bad ones one at a time; the rest still count
         try:
-            out.append(encoder.encode_images([v])[0])
+            out.append(ex.extract(modality, [v], tokens)[0])
         except ImageDecodeError as exc:
             bad[i] = f"line {rows[i].line} of {source}: {exc}"
             out.append(None)

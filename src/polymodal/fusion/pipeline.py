@@ -6,6 +6,7 @@ the frozen encoder g (cached), split, train the fusion f, evaluate on the held-o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polymodal.errors import CheckpointError, InputError
+from polymodal.fusion.baselines import BASELINES, BaselineResult, fit_baseline
 from polymodal.fusion.checkpoint import FusionCheckpoint, load_checkpoint, save_checkpoint
 from polymodal.fusion.data import BadRow, Dataset, Row, check_classes, read_dataset
-from polymodal.fusion.features import CacheStats, FeatureSet, encode_rows, row_modalities
+from polymodal.fusion.extract import extractor_for
+from polymodal.fusion.features import CacheStats, FeatureCache, FeatureSet, encode_rows, row_modalities
 from polymodal.fusion.metrics import Metrics, classification_metrics
 from polymodal.fusion.modules import FusionConfig
 from polymodal.fusion.trainer import EpochRecord, TrainConfig, evaluate, fit, predict_proba
@@ -35,7 +38,7 @@ FusionEpochCallback = Callable[[str, int, int, EpochRecord], None]
 class FusionOptions:
     """The architecture knobs of FusionConfig that do not come from the data."""
 
-    hidden: int = 128
+    hidden: int = 64
     combine: str = "concat"
     joint: str = "mlp"
     head_combine: str = "mean"
@@ -54,6 +57,7 @@ class TrainOptions:
     test_fraction: float = 0.15
     skip_bad: bool = False
     resume: bool = False
+    baselines: bool | None = None  # fit BASELINES beside the fusions; None: when several fusions are compared
     fusion: FusionOptions = field(default_factory=FusionOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -67,6 +71,7 @@ class StrategyResult:
     epochs_run: int
     history: list[EpochRecord]
     checkpoint: Path
+    seconds: float = 0.0  # training time
 
 
 @dataclass
@@ -79,10 +84,15 @@ class TrainReport:
     skipped: list[BadRow]
     encoder: str
     plot: Path | None = None
+    baselines: dict[str, BaselineResult] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)  # what FEATURES gave: extractor, kind, dims
+    notes: list[str] = field(default_factory=list)  # e.g. a modality with no tokens, fallen back to pooled
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Test accuracy and macro-F1 per strategy: what ``train --json`` prints."""
-        return {k: r.test.summary() for k, r in self.results.items()}
+        """Test accuracy and macro-F1 per strategy, then per baseline: what ``train --json`` prints."""
+        out = {k: r.test.summary() for k, r in self.results.items()}
+        out.update({k: b.test.summary() for k, b in self.baselines.items()})
+        return out
 
 
 def canonical_spec(name: str) -> str:
@@ -127,10 +137,11 @@ def split_rows(rows: list[Row], labels: np.ndarray, val_fraction: float, test_fr
 
 
 def embed_dataset(ds: Dataset, encoder: Encoder, *, skip_bad: bool, progress: EncodeCallback | None,
-                  modalities: tuple[str, ...] | None = None) -> tuple[FeatureSet, CacheStats, list[Row]]:
+                  modalities: tuple[str, ...] | None = None,
+                  tokens: bool = False) -> tuple[FeatureSet, CacheStats, list[Row]]:
     modalities = modalities or ds.modalities
     fs, stats, kept, bad = encode_rows(ds.rows, modalities, encoder, skip_bad=skip_bad, progress=progress,
-                                       source=str(ds.source))
+                                       source=str(ds.source), tokens=tokens)
     ds.skipped.extend(bad)
     return fs, stats, [ds.rows[i] for i in kept]
 
@@ -150,7 +161,9 @@ def train_fusion(
     if unknown or not options.fusions:
         raise InputError(f"unknown fusion {', '.join(unknown) or '(none)'}; choose from {', '.join(fusions())}")
     ds = read_dataset(data, target=options.target, supported=row_modalities(encoder), skip_bad=options.skip_bad)
-    fs, stats, rows = embed_dataset(ds, encoder, skip_bad=options.skip_bad, progress=on_encode)
+    extractor = extractor_for(encoder)
+    wants_tokens = any(fusions()[k].tokens for k in options.fusions)
+    fs, stats, rows = embed_dataset(ds, encoder, skip_bad=options.skip_bad, progress=on_encode, tokens=wants_tokens)
     ds.rows = rows
     classes = check_classes(ds, options.target)
     fs.labels = np.array([classes.index(r.label) for r in rows if r.label is not None], dtype=np.int64)
@@ -163,29 +176,40 @@ def train_fusion(
         raise CheckpointError(f"nothing to resume in {options.out}: no interrupted run there (drop --resume)")
     results: dict[str, StrategyResult] = {}
     for kind in options.fusions:
-        config = FusionConfig(kind, fs.modalities, fs.dims, len(classes), **asdict(options.fusion))
+        layouts = fs.token_layouts if fusions()[kind].tokens else ()
+        config = FusionConfig(kind, fs.modalities, fs.dims, len(classes), **asdict(options.fusion),
+                              token_layouts=layouts)
+        feature_info = {"extractor": extractor.name, "kind": "tokens" if any(layouts) else "pooled",
+                        "dims": list(fs.dims)}
         out = outs[kind]
         epoch_cb = None if on_epoch is None else (lambda e, n, r, k=kind: on_epoch(k, e, n, r))
         # With --compare, a strategy that had finished before the interruption has no state left; training
         # it again is deterministic and gives the checkpoint it already had.
+        started = time.perf_counter()
         fitted = fit(config, train, val, options.train, classes=classes, on_epoch=epoch_cb,
                      state_dir=out / STATE_DIR, resume=options.resume and (out / STATE_DIR).exists())
+        seconds = time.perf_counter() - started
         test_m = evaluate(fitted.model, test, classes, options.train.device)
         val_m = evaluate(fitted.model, val, classes, options.train.device)
         save_checkpoint(out, fitted.model, FusionCheckpoint(
             config, classes, options.target,
-            {"spec": spec, "backend": encoder.info.backend, "dim": encoder.dim},
+            {"spec": spec, "backend": encoder.info.backend, "dim": encoder.dim, "features": feature_info},
             {"test": test_m.to_dict(), "val": val_m.to_dict(), "best_epoch": fitted.best_epoch},
             [asdict(h) for h in fitted.history]))
-        results[kind] = StrategyResult(kind, test_m, val_m, fitted.best_epoch, len(fitted.history), fitted.history, out)
+        results[kind] = StrategyResult(kind, test_m, val_m, fitted.best_epoch, len(fitted.history), fitted.history,
+                                       out, seconds)
     report = TrainReport(results, classes, fs.modalities, {k: len(v) for k, v in splits.items()}, stats,
-                         ds.skipped, spec)
+                         ds.skipped, spec, features={"extractor": extractor.name, "describe": extractor.describe(),
+                                                     "dims": list(fs.dims)}, notes=list(fs.notes))
+    if several if options.baselines is None else options.baselines:
+        report.baselines = {b: fit_baseline(b, train, val, test, classes, options.train.seed) for b in BASELINES}
     if several:
         from polymodal.fusion.plot import plot_curves
 
         curves = {k: r.history for k, r in results.items()}
         report.plot = plot_curves(curves, Path(options.out) / "validation_curves.png",
-                                  title=f"{Path(data).name}: {', '.join(options.fusions)}")
+                                  title=f"{Path(data).name}: {', '.join(options.fusions)}",
+                                  baselines={k: b.val.accuracy for k, b in report.baselines.items()})
     return report
 
 
@@ -240,6 +264,12 @@ def predict_fusion(
     if canonical_spec(encoder.name) != ckpt.encoder.get("spec") or encoder.dim != ckpt.encoder.get("dim"):
         raise CheckpointError(f"checkpoint {path} was trained on features of {ckpt.encoder.get('spec')!r} "
                               f"(dim {ckpt.encoder.get('dim')}), not {encoder.name!r} (dim {encoder.dim})")
+    extractor = extractor_for(encoder)
+    recorded = ckpt.features.get("extractor", "embedding")
+    if extractor.name != recorded:
+        raise CheckpointError(f"checkpoint {path} was trained on {recorded!r} features; {encoder.name!r} gives "
+                              f"{extractor.name!r} features here — predict with the polymodal that trained it, "
+                              "or train again")
     ds = read_dataset(data, target=ckpt.target, require_label=False, supported=row_modalities(encoder),
                       skip_bad=skip_bad)
     trained = ckpt.config.modalities
@@ -247,7 +277,14 @@ def predict_fusion(
     if extra:
         raise InputError(f"{ds.source} has {', '.join(extra)} but the model in {path} was trained on "
                          f"{', '.join(trained)} only; drop those fields or train with them")
-    fs, _, rows = embed_dataset(ds, encoder, skip_bad=skip_bad, progress=on_encode, modalities=trained)
+    tokens = any(t is not None for t in ckpt.config.token_layouts)
+    fs, _, rows = encode_for(ds, encoder, FeatureCache(encoder, extractor=extractor), skip_bad, on_encode, trained,
+                             tokens)
+    if tokens:
+        for m, (want, got) in enumerate(zip(ckpt.config.token_layouts, fs.token_layouts)):
+            if want is not None and want != got:
+                raise CheckpointError(f"checkpoint {path} was trained on {trained[m]} tokens laid out as {want}; "
+                                      f"{encoder.name!r} gives {got} here")
     probs = predict_proba(model, fs)
     classes = ckpt.classes
     preds = [Prediction(r.line, r.id, classes[int(p.argmax())], {c: float(x) for c, x in zip(classes, p)}, r.label,
@@ -259,3 +296,12 @@ def predict_fusion(
         metrics = classification_metrics(y, probs.argmax(1), classes)
     missing = tuple(m for j, m in enumerate(trained) if not fs.present[:, j].any())
     return PredictReport(preds, metrics, missing, ds.skipped, path)
+
+
+def encode_for(ds: Dataset, encoder: Encoder, cache: FeatureCache, skip_bad: bool,
+               progress: EncodeCallback | None, modalities: tuple[str, ...],
+               tokens: bool) -> tuple[FeatureSet, CacheStats, list[Row]]:
+    fs, stats, kept, bad = encode_rows(ds.rows, modalities, encoder, skip_bad=skip_bad, progress=progress,
+                                       cache=cache, source=str(ds.source), tokens=tokens)
+    ds.skipped.extend(bad)
+    return fs, stats, [ds.rows[i] for i in kept]

@@ -8,8 +8,10 @@ from polymodal.errors import MissingDependencyError
 from polymodal.fusion.trainer import EpochRecord
 
 
-def plot_curves(curves: dict[str, list[EpochRecord]], out: Path, title: str = "") -> Path:
-    """Validation loss and accuracy per epoch, one line per fusion strategy."""
+def plot_curves(curves: dict[str, list[EpochRecord]], out: Path, title: str = "",
+                baselines: dict[str, float] | None = None) -> Path:
+    """Validation loss and accuracy per epoch, one line per fusion strategy; each baseline's validation
+    accuracy as a dashed level line (they have no epochs)."""
     try:
         import matplotlib
 
@@ -22,6 +24,8 @@ def plot_curves(curves: dict[str, list[EpochRecord]], out: Path, title: str = ""
         epochs = [h.epoch for h in hist]
         ax_loss.plot(epochs, [h.val_loss for h in hist], label=name)
         ax_acc.plot(epochs, [h.val_accuracy for h in hist], label=name)
+    for i, (name, acc) in enumerate((baselines or {}).items()):
+        ax_acc.axhline(acc, linestyle="--", color=f"C{len(curves) + i}", label=f"{name} ({acc:.2f})")
     ax_loss.set(xlabel="epoch", ylabel="validation loss", title="validation loss")
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy", ylim=(0, 1.02))
     for ax in (ax_loss, ax_acc):

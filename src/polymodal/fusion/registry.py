@@ -24,6 +24,7 @@ class FusionKind:
     description: str
     build: Callable[[FusionConfig], FusionModel]
     check: Callable[[FusionConfig], None] | None = None  # raises InputError for options it does not take
+    tokens: bool = False  # uses the encoder's token sequences (feature kind "tokens") where it has them
 
 
 _FUSIONS: dict[str, FusionKind] = {}
@@ -44,6 +45,8 @@ def check_config(config: FusionConfig) -> None:
         raise InputError(f"unknown fusion {config.kind!r}; choose one of {', '.join(sorted(_FUSIONS))}")
     if not config.modalities or len(config.modalities) != len(config.dims):
         raise InputError(f"fusion needs one feature width per modality, got {config.modalities} and {config.dims}")
+    if config.token_layouts and len(config.token_layouts) != len(config.modalities):
+        raise InputError(f"fusion needs one token layout (or none) per modality, got {len(config.token_layouts)}")
     if config.num_classes < 2:
         raise InputError(f"fusion needs at least 2 classes, got {config.num_classes}")
     if config.hidden < 1 or config.tokens < 1 or config.layers < 1:
@@ -83,5 +86,5 @@ register_fusion(FusionKind(
     "late", "a head per modality; logits combined by mean, learned weights or product of experts",
     LateFusion, _check_heads))
 register_fusion(FusionKind(
-    "hybrid", "cross-modal attention between modality tokens, per-modality heads plus a joint head",
-    HybridFusion, _check_heads))
+    "hybrid", "cross-modal attention between the modalities' tokens, per-modality heads plus a joint head",
+    HybridFusion, _check_heads, tokens=True))
