@@ -51,7 +51,7 @@ def test_reindex_rebuilds_embeddings_with_another_model(tmp_path, photo_dir, lit
     assert "horse.png" in report.failures[0].path
     reopened = Library.open(tmp_path / "lib")
     assert (reopened.model, reopened.meta.dim, reopened.status().items) == (tiny, 16, 7)
-    assert len(reopened.search("a cat", k=3)) == 3  # the tiny model answers, whatever its ranking
+    assert len(reopened.search("a cat", k=3, floor=False)) == 3  # the tiny model answers, whatever its ranking
     # Only the new table is left, and the lite model is now the one refused.
     tables = set(reopened.store._table_names())
     assert tables == {reopened.meta.items_table, "files", "jobs"}
@@ -60,14 +60,14 @@ def test_reindex_rebuilds_embeddings_with_another_model(tmp_path, photo_dir, lit
     # Back to lite: scores are those of lite again.
     lib2 = Library.open(tmp_path / "lib")
     lib2.reindex(lite_encoder)
-    assert lib2.search("a cat", k=1)[0].path.endswith("cat.png")
+    assert lib2.search("a cat", k=1, floor=False)[0].path.endswith("cat.png")
 
 
 @pytest.mark.slow
 def test_a_failed_reindex_leaves_the_library_as_it_was(tmp_path, photo_dir, lite_encoder, monkeypatch):
     lib = Library.open(tmp_path / "lib", model=lite_encoder)
     lib.add([photo_dir])
-    before = lib.search("a cat", k=3)
+    before = lib.search("a cat", k=3, floor=False)
 
     def boom(batch):
         raise RuntimeError("out of memory, say")
@@ -77,7 +77,7 @@ def test_a_failed_reindex_leaves_the_library_as_it_was(tmp_path, photo_dir, lite
         lib.reindex(lite_encoder)
     monkeypatch.undo()
     again = Library.open(tmp_path / "lib", model=lite_encoder)
-    assert [h.id for h in again.search("a cat", k=3)] == [h.id for h in before]
+    assert [h.id for h in again.search("a cat", k=3, floor=False)] == [h.id for h in before]
     assert again.status().last_job.state == "failed"
     shutil.rmtree(photo_dir / "sub", ignore_errors=True)
     again.reindex()  # the default: the library's own model; drops the half-built table
@@ -91,8 +91,8 @@ def test_runtime_torch_finds_the_same_hits_as_the_default(tmp_path, photo_dir, l
     default = Library.open(tmp_path / "lib")
     torch_lib = Library.open(tmp_path / "lib", runtime="torch", precision="fp32")
     for query in ("a cat", "a cup of coffee", "a rocket"):
-        a = default.search(text=query, k=5, exact=True)
-        b = torch_lib.search(text=query, k=5, exact=True)
+        a = default.search(text=query, k=5, exact=True, floor=False)
+        b = torch_lib.search(text=query, k=5, exact=True, floor=False)
         assert [h.id for h in a] == [h.id for h in b]
         assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
     assert torch_lib.encoder().runtimes["text"] == "torch"
