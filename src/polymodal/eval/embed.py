@@ -13,12 +13,14 @@ Progress = Callable[[int, int], None]
 
 
 def _cache(encoder: Encoder):
+    from polymodal.fusion.extract import Extractor
     from polymodal.fusion.features import FeatureCache
     from polymodal.paths import cache_dir
 
-    # int8 and fp32 embeddings differ: the runtime is part of the key, beside the model's own.
+    # int8 and fp32 embeddings differ: the runtime is part of the key, beside the model's own. Retrieval is
+    # scored on the encoder's embeddings, whatever richer features fusion would extract from it.
     runtime = "-".join(f"{k}={v}" for k, v in sorted(encoder.runtimes.items())) or "default"
-    return FeatureCache(encoder, cache_dir() / "eval-features" / runtime)
+    return FeatureCache(encoder, cache_dir() / "eval-features" / runtime, extractor=Extractor(encoder))
 
 
 def embed_images(encoder: Encoder, paths: list[Path], progress: Progress | None = None) -> tuple[np.ndarray, int]:
@@ -27,12 +29,14 @@ def embed_images(encoder: Encoder, paths: list[Path], progress: Progress | None 
 
     cache = _cache(encoder)
     keys = [content_hash("image", str(p)) for p in paths]
-    out: list[np.ndarray | None] = [cache.get(k) for k in keys]
+    out: list[np.ndarray | None] = [cache.get(k, encoder.dim) for k in keys]
     todo = [i for i, v in enumerate(out) if v is None]
     if todo:
+        from polymodal.fusion.extract import Extracted
+
         fresh = encoder.encode_images([paths[i] for i in todo], progress=progress)
         for i, vec in zip(todo, fresh):
-            cache.put(keys[i], vec)
+            cache.put(keys[i], Extracted(vec))
             out[i] = vec
     return np.stack([v for v in out if v is not None]).astype(np.float32), len(todo)
 
