@@ -264,7 +264,8 @@ def report(results: dict[str, dict], runs: int, base_commit: str | None) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     variants = list(results)
     names = {"now": "this tree", "torch": "this tree, --runtime torch", "base": f"before ({base_commit})"}
-    skipped = [names[v] if v != "base" else "before" for v in ("now", "torch", "base") if v not in results]
+    short = {"now": "this tree", "torch": "`--runtime torch`", "base": "the commit before"}
+    skipped = [short[v] for v in ("now", "torch", "base") if v not in results]
     lines = [
         "## Cold start (`benchmarks/cold_start.py`)",
         "",
@@ -274,7 +275,7 @@ def report(results: dict[str, dict], runs: int, base_commit: str | None) -> str:
         "median / p90 wall time and the largest peak RSS of the runs. POLYMODAL_MODEL=lite and HF_HUB_OFFLINE=1 "
         "(no hub probe). Libraries: lite over the scikit-image/-learn photos filled to 10,000 items with random "
         "unit vectors; a random-weight ViT-B/32 CLIP over 6 photos."
-        + (f" Not run this time (`--only`): {', '.join(skipped)}; the last run with them is in this file's git "
+        + (f" Not run this time (`--only`): {' and '.join(skipped)}; the last run with them is in this file's git "
            "history." if skipped else ""),
         "",
         "| command | target | " + " | ".join(names[v] for v in variants) + " |",
